@@ -1,0 +1,460 @@
+"""The store interface every strategy implements, its typed errors and its key rules.
+
+A store keeps the temporary files of web sessions: ``(session_id, kind) -> bytes``.
+Scenarios drive stores only through the public methods of :class:`Store`; a backend
+implements the underscore primitives and inherits validation, quotas and error typing,
+so those rules live in exactly one place.
+
+Public operations (all raise only :class:`StoreError` subclasses):
+
+- ``put(session_id, kind, data, ttl_s)``: bytes or a binary stream of any size, streamed
+  in chunks (constant memory); overwrites; a failed put leaves nothing behind.
+- ``get(session_id, kind) -> bytes`` and ``open(session_id, kind) -> BinaryIO``.
+- ``delete(session_id, kind) -> bool`` and ``delete_session(session_id) -> int``.
+- ``sweep() -> Footprint``: one cleanup pass (the review's cron job); what it removed.
+- ``footprint() -> Footprint``: objects and bytes read from the medium itself.
+- ``capabilities``, ``service()``, ``close()`` / context manager.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+CHUNK_BYTES = 1 * MiB
+"""Size of the pieces a put is streamed in; no store holds more than a few of them."""
+
+SESSION_ID_MAX = 128
+KIND_MAX = 32
+_SESSION_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_KIND_RE = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class StoreError(Exception):
+    """Base of every error a store raises; nothing else escapes a store's public methods."""
+
+
+class NotFound(StoreError):
+    """No file is stored under this (session_id, kind)."""
+
+
+class Expired(StoreError):
+    """The file existed but its TTL has passed; it is never returned."""
+
+
+class InvalidKey(StoreError):
+    """A session id or kind is not a short plain token (path tricks, NUL, non-ASCII...)."""
+
+
+class QuotaExceeded(StoreError):
+    """A put would break a quota: files per session, total bytes, or bytes per object."""
+
+
+class StorageFull(StoreError):
+    """The medium has no space left (ENOSPC, Redis OOM...)."""
+
+
+class BackendUnavailable(StoreError):
+    """The service behind the store cannot be reached or timed out."""
+
+
+class CorruptData(StoreError):
+    """Stored bytes failed an integrity check (tampering, truncation, swapped chunks)."""
+
+
+# ---------------------------------------------------------------------- value types
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a medium holds: object count and bytes, as read from the medium itself."""
+
+    objects: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: Footprint) -> Footprint:
+        return Footprint(self.objects + other.objects, self.bytes + other.bytes)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a strategy can do, so scenarios report "not supported" instead of "failed"."""
+
+    native_ttl: bool
+    """The medium expires data by itself (no sweep needed)."""
+    expires_on_read: bool
+    """A read after the TTL raises Expired/NotFound even before any sweep."""
+    shared_across_instances: bool
+    """Two app instances on different hosts see the same files."""
+    encrypted_at_rest: bool
+    """Bytes on the medium are ciphertext (as far as this store controls the medium)."""
+    direct_upload: bool = False
+    """Browsers can upload straight to the medium (presigned URLs)."""
+    async_processing: bool = False
+    """Processing runs in background workers."""
+    max_object_bytes: int | None = None
+    """Largest object the strategy can hold at all (None: no limit of its own)."""
+    ttl_granularity_s: float = 0.0
+    """Coarsest expiry step of the medium's own TTL mechanism (S3 lifecycle: a day)."""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """What actually serves a store, recorded beside every figure it produces."""
+
+    name: str
+    """e.g. ``redis-server 7.0.15``, ``moto 5.2.1 emulator``, ``local filesystem (ext4)``."""
+    emulated: bool
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Per-store limits (the review: 10 files per session, 1000 MB of temp files)."""
+
+    files_per_session: int | None = 10
+    total_bytes: int | None = 1000 * MiB
+    object_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Key:
+    """A validated (session_id, kind) pair; only stores ever build one."""
+
+    session_id: str
+    kind: str
+
+
+def validate_key(session_id: object, kind: object) -> Key:
+    """Return a :class:`Key` or raise :class:`InvalidKey` naming what is wrong.
+
+    A session id is 1-128 characters of ``[A-Za-z0-9_-]`` starting alphanumeric; a kind is
+    1-32 characters of ``[a-z0-9_-]`` starting with a letter. Everything else (``/``, ``..``,
+    ``%2e``, NUL, control characters, non-ASCII, empty, over-long) is refused before any
+    medium is touched.
+    """
+    validate_session_id(session_id)
+    if not isinstance(kind, str):
+        raise InvalidKey(f"kind must be a str, not {type(kind).__name__}")
+    if not kind or len(kind) > KIND_MAX or not _KIND_RE.fullmatch(kind):
+        raise InvalidKey(
+            f"kind {kind[:40]!r} is not 1-{KIND_MAX} chars of [a-z0-9_-] starting with a letter"
+        )
+    return Key(session_id, kind)  # type: ignore[arg-type]
+
+
+def validate_session_id(session_id: object) -> str:
+    if not isinstance(session_id, str):
+        raise InvalidKey(f"session_id must be a str, not {type(session_id).__name__}")
+    if not session_id or len(session_id) > SESSION_ID_MAX:
+        raise InvalidKey(f"session_id must be 1-{SESSION_ID_MAX} chars, got {len(session_id)}")
+    if not _SESSION_ID_RE.fullmatch(session_id):
+        raise InvalidKey(
+            f"session_id {session_id[:40]!r} may only contain [A-Za-z0-9_-] "
+            "and must start alphanumeric"
+        )
+    return session_id
+
+
+# ------------------------------------------------------------------------- the store
+
+
+class Store(ABC):
+    """Base class of every strategy. Subclasses implement the underscore primitives.
+
+    Primitives receive validated keys and never see quotas. ``_write`` receives an iterator
+    of byte chunks whose total is not known in advance; it must write atomically (readers
+    see the old file or the new one) and leave nothing behind when the iterator or the
+    medium raises.
+    """
+
+    name: str = "abstract"
+    capabilities: Capabilities
+
+    def __init__(self, quota: Quota | None = None) -> None:
+        self.quota = quota or Quota()
+        self._ledger = _QuotaLedger(self.quota)
+
+    # ---- public API -------------------------------------------------------------
+
+    def put(self, session_id: str, kind: str, data: bytes | BinaryIO, ttl_s: float) -> int:
+        """Store ``data`` for ``ttl_s`` seconds; returns the payload bytes stored."""
+        key = validate_key(session_id, kind)
+        if not ttl_s > 0:
+            raise StoreError(f"ttl_s must be > 0, got {ttl_s!r}")
+        limit = self._object_limit()
+        if isinstance(data, bytes | bytearray | memoryview) and limit is not None and len(data) > limit:
+            raise QuotaExceeded(f"object of {len(data)} bytes exceeds the {limit}-byte object limit")
+        with self._typed_errors(f"put {key.session_id}/{key.kind}"):
+            with self._ledger.admit(key, ttl_s) as ticket:
+                chunks = ticket.meter(iter_chunks(data), limit)
+                written = self._write(key, chunks, float(ttl_s))
+                ticket.commit(written)
+                return written
+
+    def get(self, session_id: str, kind: str) -> bytes:
+        """Return the whole file; raises NotFound or Expired."""
+        key = validate_key(session_id, kind)
+        with self._typed_errors(f"get {key.session_id}/{key.kind}"):
+            return self._read_all(key)
+
+    def open(self, session_id: str, kind: str) -> BinaryIO:
+        """Return a readable binary stream of the file (constant memory where possible).
+
+        Integrity errors of streaming ciphers surface as CorruptData while reading.
+        """
+        key = validate_key(session_id, kind)
+        with self._typed_errors(f"open {key.session_id}/{key.kind}"):
+            return _TypedReader(self._open(key), self, f"read {key.session_id}/{key.kind}")
+
+    def delete(self, session_id: str, kind: str) -> bool:
+        """Remove one file; True if something was removed."""
+        key = validate_key(session_id, kind)
+        with self._typed_errors(f"delete {key.session_id}/{key.kind}"):
+            removed = self._delete(key)
+        self._ledger.forget(key)
+        return removed
+
+    def delete_session(self, session_id: str) -> int:
+        """Remove every file of a session; returns how many were removed."""
+        sid = validate_session_id(session_id)
+        with self._typed_errors(f"delete_session {sid}"):
+            removed = self._delete_session(sid)
+        self._ledger.forget_session(sid)
+        return removed
+
+    def sweep(self) -> Footprint:
+        """One cleanup pass over expired files; a no-op where the medium expires data."""
+        with self._typed_errors("sweep"):
+            return self._sweep()
+
+    def footprint(self) -> Footprint:
+        """Objects and bytes on the medium, read from the medium (never from bookkeeping)."""
+        with self._typed_errors("footprint"):
+            return self._footprint()
+
+    def service(self) -> ServiceInfo:
+        """What serves this store right now."""
+        return ServiceInfo(name=self.name, emulated=False)
+
+    def close(self) -> None:
+        """Release connections and files; the data itself stays until its TTL."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- primitives ---------------------------------------------------------------
+
+    @abstractmethod
+    def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int: ...
+
+    @abstractmethod
+    def _open(self, key: Key) -> BinaryIO: ...
+
+    @abstractmethod
+    def _delete(self, key: Key) -> bool: ...
+
+    @abstractmethod
+    def _delete_session(self, session_id: str) -> int: ...
+
+    @abstractmethod
+    def _sweep(self) -> Footprint: ...
+
+    @abstractmethod
+    def _footprint(self) -> Footprint: ...
+
+    def _read_all(self, key: Key) -> bytes:
+        with self._open(key) as stream:
+            return stream.read()
+
+    def _translate(self, exc: BaseException) -> StoreError | None:
+        """Map a medium-specific exception to a typed error (None: not recognised)."""
+        return None
+
+    # ---- helpers ------------------------------------------------------------------
+
+    def _object_limit(self) -> int | None:
+        limits = [n for n in (self.quota.object_bytes, self.capabilities.max_object_bytes) if n]
+        return min(limits) if limits else None
+
+    @contextmanager
+    def _typed_errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:  # every escape route gets a type and context
+            raise self._type_error(exc, what) from exc
+
+    def _type_error(self, exc: BaseException, what: str) -> StoreError:
+        typed = self._translate(exc)
+        if typed is not None:
+            return typed
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return StorageFull(f"{self.name}: {what}: no space left on the medium ({exc})")
+        if isinstance(exc, ConnectionError | TimeoutError):
+            return BackendUnavailable(f"{self.name}: {what}: {exc}")
+        return StoreError(f"{self.name}: {what}: unexpected {type(exc).__name__}: {exc}")
+
+
+def iter_chunks(data: bytes | bytearray | memoryview | BinaryIO, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Yield ``data`` in pieces of at most ``size`` bytes (a stream is read lazily)."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        view = memoryview(data)
+        for start in range(0, len(view), size):
+            yield bytes(view[start : start + size])
+        return
+    if not hasattr(data, "read"):
+        raise StoreError(f"data must be bytes or a binary stream, not {type(data).__name__}")
+    while True:
+        piece = data.read(size)
+        if not piece:
+            return
+        if not isinstance(piece, bytes | bytearray):
+            raise StoreError("data stream must be opened in binary mode")
+        yield bytes(piece)
+
+
+class _TypedReader(io.RawIOBase):
+    """Wraps a backend stream so read errors are typed like every other store error."""
+
+    def __init__(self, inner: BinaryIO, store: Store, what: str) -> None:
+        self._inner = inner
+        self._store = store
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        with self._store._typed_errors(self._what):
+            return self._inner.read(size)
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            super().close()
+
+
+# -------------------------------------------------------------------------- quotas
+
+
+class _QuotaLedger:
+    """Admits puts against the store's :class:`Quota` inside one store instance.
+
+    Puts in flight are counted from the moment they are admitted, so parallel puts cannot
+    overshoot. Entries carry their expiry, so files the medium expired by itself stop
+    counting. Stores shared across processes (redis) add their own server-side check.
+    """
+
+    def __init__(self, quota: Quota) -> None:
+        self._quota = quota
+        self._lock = threading.Lock()
+        self._held: dict[Key, tuple[int, float]] = {}  # key -> (bytes, expires_at monotonic)
+        self._in_flight: dict[Key, int] = {}  # key -> number of puts in progress
+        self._in_flight_bytes = 0
+
+    @contextmanager
+    def admit(self, key: Key, ttl_s: float) -> Iterator[_Ticket]:
+        with self._lock:
+            self._drop_expired()
+            limit = self._quota.files_per_session
+            if limit is not None and key not in self._held and key not in self._in_flight:
+                kinds = {k for k in (*self._held, *self._in_flight) if k.session_id == key.session_id}
+                if len(kinds) >= limit:
+                    raise QuotaExceeded(
+                        f"session {key.session_id!r} already has {len(kinds)} files "
+                        f"(limit {limit} per session)"
+                    )
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        ticket = _Ticket(self, key, ttl_s)
+        try:
+            yield ticket
+        finally:
+            with self._lock:
+                self._in_flight_bytes -= ticket.metered
+                left = self._in_flight[key] - 1
+                if left:
+                    self._in_flight[key] = left
+                else:
+                    del self._in_flight[key]
+
+    def forget(self, key: Key) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+    def forget_session(self, session_id: str) -> None:
+        with self._lock:
+            for key in [k for k in self._held if k.session_id == session_id]:
+                del self._held[key]
+
+    def _reserve(self, key: Key, nbytes: int) -> None:
+        """Count ``nbytes`` more of an in-flight put against the total-bytes quota."""
+        with self._lock:
+            limit = self._quota.total_bytes
+            if limit is not None:
+                held = sum(n for k, (n, _) in self._held.items() if k != key)
+                if held + self._in_flight_bytes + nbytes > limit:
+                    raise QuotaExceeded(
+                        f"store would hold more than {limit} bytes (total-bytes quota)"
+                    )
+            self._in_flight_bytes += nbytes
+
+    def _drop_expired(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, (_, until) in self._held.items() if until <= now]:
+            del self._held[key]
+
+    def _commit(self, key: Key, nbytes: int, ttl_s: float) -> None:
+        with self._lock:
+            self._held[key] = (nbytes, time.monotonic() + ttl_s)
+
+
+class _Ticket:
+    def __init__(self, ledger: _QuotaLedger, key: Key, ttl_s: float) -> None:
+        self._ledger = ledger
+        self._key = key
+        self._ttl_s = ttl_s
+        self.metered = 0
+
+    def meter(self, chunks: Iterable[bytes], object_limit: int | None) -> Iterator[bytes]:
+        for chunk in chunks:
+            if object_limit is not None and self.metered + len(chunk) > object_limit:
+                raise QuotaExceeded(
+                    f"object exceeds the {object_limit}-byte object limit "
+                    f"(more than {self.metered + len(chunk)} bytes sent)"
+                )
+            self._ledger._reserve(self._key, len(chunk))
+            self.metered += len(chunk)
+            yield chunk
+
+    def commit(self, nbytes: int) -> None:
+        self._ledger._commit(self._key, nbytes, self._ttl_s)

@@ -1,0 +1,60 @@
+"""The ``tempbench`` command: the one place that knows backends, scenarios and reports."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from backends import HARNESS_STORES, REGISTRY, STRATEGIES, parse_spec, store_class
+
+app = typer.Typer(
+    help=(
+        "Benchmark temporary-file storage strategies (cookie, disk, encrypted disk, Redis, "
+        "S3, Celery) for a web app and regenerate the architecture review's decision matrix "
+        "from measurements."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+console = Console()
+
+
+@app.callback()
+def main() -> None:
+    """tempbench: measure temporary-file strategies; see the README for the two commands."""
+
+
+@app.command("backends")
+def backends_command() -> None:
+    """List every registered strategy, its capabilities, and what would serve it now."""
+    table = Table(title="tempbench strategies")
+    for column in ("spec", "native TTL", "expires on read", "shared", "encrypted", "direct upload", "async", "max object"):
+        table.add_column(column)
+    for spec in (*STRATEGIES, *HARNESS_STORES):
+        name, _ = parse_spec(spec)
+        try:
+            caps = store_class(name).capabilities
+        except Exception as exc:  # a strategy whose module cannot load is listed, not hidden
+            table.add_row(spec, f"[red]unavailable: {exc}[/red]")
+            continue
+        if isinstance(caps, property):
+            table.add_row(spec, "(depends on the wrapped store)")
+            continue
+        yes = lambda flag: "[green]yes[/green]" if flag else "no"  # noqa: E731
+        table.add_row(
+            spec,
+            yes(caps.native_ttl),
+            yes(caps.expires_on_read),
+            yes(caps.shared_across_instances),
+            yes(caps.encrypted_at_rest),
+            yes(caps.direct_upload),
+            yes(caps.async_processing),
+            f"{caps.max_object_bytes:,} B" if caps.max_object_bytes else "none",
+        )
+    console.print(table)
+    console.print(f"Registered store names: {', '.join(sorted(REGISTRY))}")
+
+
+if __name__ == "__main__":
+    app()
