@@ -1,0 +1,340 @@
+"""The scenario runner: runs every scenario against every backend, prepare -> run -> cleanup.
+
+How to add a scenario
+---------------------
+1. Write ``scenarios/<name>.py`` with a class that has a ``name`` and three methods::
+
+       from scenarios.core import Recorder
+       from scenarios.runner import ScenarioContext
+
+       class LeakScenario:
+           name = "leak"
+
+           def prepare(self, ctx: ScenarioContext) -> None:
+               ...  # build payloads; ctx.store is ready and shared by every scenario
+
+           def run(self, ctx: ScenarioContext) -> Iterable[Row]:
+               rec = Recorder()
+               rec.start(warmup_s=0)
+               res = rec.call("upload", ctx.store.put, "s1", "original", data, 60, nbytes=len(data))
+               ...   # res.outcome is "ok", "not_found", "quota"...: StoreErrors never escape
+               rec.stop()
+               yield from ctx.summarize(rec.snapshot(), {"size_bytes": len(data)})
+               yield ctx.row("sweep", "ok", "leftover_objects", n, "objects", {"evidence": "..."})
+               if ctx.stop.is_set(): return   # Ctrl-C: stop early, rows yielded so far are kept
+
+           def cleanup(self, ctx: ScenarioContext) -> None:
+               ...  # delete everything the scenario wrote: the runner checks the footprint
+
+2. Register it: ``SCENARIOS`` below already maps ``leak``, ``security`` and ``faults`` to
+   ``scenarios.<name>:<Name>Scenario``; a new name needs one line there. A registered module
+   that does not import yet is reported as unavailable, not fatal.
+
+Rules: time store calls only through :class:`scenarios.core.Recorder` (no stopwatch code in a
+scenario); yield :class:`scenarios.core.Row` objects built with ``ctx.row(...)`` /
+``ctx.summarize(...)`` (the runner appends them to ``results.csv`` as they come); report
+progress with ``ctx.progress(fraction, note)``; check ``ctx.stop`` in loops; use
+``ctx.make_store(**overrides)`` for an extra, separately configured instance (close it
+yourself); ``ctx.store_factory`` is picklable for ``multiprocessing`` (spawn); put temporary
+files under ``ctx.scratch``; read your settings from ``ctx.workload.section("<name>")``.
+A scenario that does not apply to a backend returns a reason from the optional
+``skip_reason(ctx) -> str | None``; it is then recorded as skipped.
+
+The runner reads ``ctx.store.footprint()`` before ``prepare`` and after ``cleanup`` and
+writes rows ``leftover_objects`` / ``leftover_bytes`` (operation ``cleanup``, outcome
+``pass`` when the medium is back where it was, else ``fail``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from backends import HARNESS_STORES, ServiceInfo, Store, get_store, parse_spec
+from scenarios.core import Row, RowStamp, RunFolder, Snapshot, safe_name, summary_rows
+from scenarios.workload import Workload
+
+log = logging.getLogger(__name__)
+
+SCENARIOS: dict[str, str] = {
+    "load": "scenarios.load:LoadScenario",
+    "concurrency": "scenarios.concurrency:ConcurrencyScenario",
+    "leak": "scenarios.leak:LeakScenario",
+    "security": "scenarios.security:SecurityScenario",
+    "faults": "scenarios.faults:FaultsScenario",
+}
+"""Scenario name -> ``module:Class``; imported on first use."""
+
+
+@runtime_checkable
+class Scenario(Protocol):
+    """What the runner drives. A fresh instance is made per backend x scenario."""
+
+    name: str
+
+    def prepare(self, ctx: ScenarioContext) -> None: ...
+
+    def run(self, ctx: ScenarioContext) -> Iterable[Row]: ...
+
+    def cleanup(self, ctx: ScenarioContext) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoreFactory:
+    """Builds stores of one backend; picklable, so spawned processes can build their own.
+
+    ``options`` are the resolved constructor options (service URLs, disk root...);
+    ``factory(**overrides)`` builds a new, separately configured instance.
+    """
+
+    spec: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, **overrides: Any) -> Store:
+        return get_store(self.spec, **{**self.options, **overrides})
+
+    @property
+    def has_root(self) -> bool:
+        """True for stores kept in a directory (their ``root`` option)."""
+        return "root" in self.options
+
+
+@dataclass
+class BackendTarget:
+    """One backend of a run: its factory, or the reason it is skipped."""
+
+    spec: str
+    factory: StoreFactory | None = None
+    skipped: str | None = None
+
+
+@dataclass
+class ScenarioContext:
+    """Everything a scenario may use for one backend."""
+
+    run_id: str
+    scenario: str
+    backend: str
+    store: Store
+    store_factory: StoreFactory
+    service: ServiceInfo
+    workload: Workload
+    folder: RunFolder
+    seed: int
+    scratch: Path
+    stop: threading.Event
+    progress: Callable[[float, str], None] = lambda fraction, note="": None
+    params: dict[str, Any] = field(default_factory=dict)
+    """Run-wide options from the CLI (processes, find_max, slo, shared_root...)."""
+    run_state: dict[str, Any] = field(default_factory=dict)
+    """Shared by every backend x scenario of the run (e.g. ``harness_ceiling``)."""
+
+    @property
+    def stamp(self) -> RowStamp:
+        return RowStamp(self.run_id, self.backend, self.service.name, self.service.emulated,
+                        self.scenario)
+
+    @property
+    def is_harness_store(self) -> bool:
+        """The null/faulty stores test the harness; null returns zeros on read."""
+        return parse_spec(self.backend)[0] in HARNESS_STORES
+
+    def make_store(self, **overrides: Any) -> Store:
+        """A new instance of this backend (the caller closes it)."""
+        return self.store_factory(**overrides)
+
+    def row(self, operation: str, outcome: str, metric: str, value: float, unit: str,
+            params: dict[str, Any] | None = None) -> Row:
+        """A row stamped with this run, backend, service and scenario."""
+        return self.stamp.row(operation, outcome, metric, value, unit, params)
+
+    def summarize(self, snapshot: Snapshot, params: dict[str, Any] | None = None,
+                  *, series: bool = True) -> list[Row]:
+        """Save the snapshot's raw histograms and return its summary rows."""
+        self.folder.save_histograms(snapshot, self.stamp, params)
+        return summary_rows(snapshot, self.stamp, params, series=series)
+
+
+def get_scenario(name: str) -> Scenario:
+    """A fresh instance of the scenario registered under ``name``."""
+    try:
+        target = SCENARIOS[name]
+    except KeyError:
+        raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)()
+
+
+def available_scenarios() -> dict[str, str | None]:
+    """Scenario name -> None when it imports, else why not (e.g. not written yet)."""
+    out: dict[str, str | None] = {}
+    for name in SCENARIOS:
+        try:
+            get_scenario(name)
+            out[name] = None
+        except Exception as exc:  # a missing or broken module must not stop the others
+            out[name] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+@dataclass
+class ScenarioResult:
+    """How one backend x scenario ended (recorded in run.json)."""
+
+    backend: str
+    scenario: str
+    status: str
+    """ok, interrupted, failed, skipped."""
+    rows: int = 0
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+ProgressHook = Callable[[str, str, float, str], None]
+"""(backend, scenario, fraction done, note) -> None; the CLI draws the progress bars."""
+
+
+@dataclass
+class Runner:
+    """Runs ``scenarios`` over ``targets`` into ``folder``.
+
+    Backends run one after another; each backend's store is built once and shared by its
+    scenarios. A store that cannot be built, or a scenario that raises, is recorded and the
+    run continues. Setting ``stop`` (Ctrl-C) ends the current scenario early, runs its
+    cleanup and skips the rest.
+    """
+
+    scenarios: list[str]
+    targets: list[BackendTarget]
+    workload: Workload
+    folder: RunFolder
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+    on_progress: ProgressHook = lambda backend, scenario, fraction, note: None
+    run_state: dict[str, Any] = field(default_factory=dict)
+    results: list[ScenarioResult] = field(default_factory=list)
+    skipped_backends: dict[str, str] = field(default_factory=dict)
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def run(self) -> list[ScenarioResult]:
+        for target in self.targets:
+            if self.stop.is_set():
+                break
+            self.run_backend(target)
+        self.folder.write_parquet()
+        return self.results
+
+    def run_backend(self, target: BackendTarget) -> None:
+        if target.factory is None:
+            self._skip_backend(target.spec, target.skipped or "no store factory")
+            return
+        try:
+            store = target.factory()
+            service = store.service()
+        except Exception as exc:  # a backend that cannot start is reported, not fatal
+            log.warning("backend %s skipped: %s", target.spec, exc)
+            self._skip_backend(target.spec, f"{type(exc).__name__}: {exc}")
+            return
+        self.services[target.spec] = {"service": service.name, "emulated": service.emulated,
+                                      "detail": service.detail}
+        try:
+            for name in self.scenarios:
+                if self.stop.is_set():
+                    break
+                self.results.append(self.run_one(name, target, store, service))
+                self.folder.write_parquet()
+        finally:
+            try:
+                store.close()
+            except Exception as exc:  # closing must not hide the measurements
+                log.warning("closing %s failed: %s", target.spec, exc)
+
+    def run_one(self, name: str, target: BackendTarget, store: Store,
+                service: ServiceInfo) -> ScenarioResult:
+        assert target.factory is not None
+        scratch = self.folder.path / "scratch" / safe_name(target.spec) / name
+        scratch.mkdir(parents=True, exist_ok=True)
+        ctx = ScenarioContext(
+            run_id=self.folder.run_id, scenario=name, backend=target.spec, store=store,
+            store_factory=target.factory, service=service, workload=self.workload,
+            folder=self.folder, seed=self.seed, scratch=scratch, stop=self.stop,
+            progress=lambda fraction, note="": self.on_progress(target.spec, name, fraction, note),
+            params=self.params, run_state=self.run_state,
+        )
+        try:
+            scenario = get_scenario(name)
+        except Exception as exc:
+            return ScenarioResult(target.spec, name, "skipped", detail=f"unavailable: {exc}")
+        reason = getattr(scenario, "skip_reason", lambda ctx: None)(ctx)
+        if reason:
+            ctx.progress(1.0, f"skipped: {reason}")
+            return ScenarioResult(target.spec, name, "skipped", detail=reason)
+        before = _footprint(store)
+        written = 0
+        status, detail = "ok", ""
+        try:
+            ctx.progress(0.0, "prepare")
+            scenario.prepare(ctx)
+            batch: list[Row] = []
+            for row in scenario.run(ctx):
+                batch.append(row)
+                if len(batch) >= 500:
+                    written += self.folder.append(batch)
+                    batch = []
+            written += self.folder.append(batch)
+        except Exception as exc:  # one failing scenario must not lose the run
+            log.error("%s on %s failed:\n%s", name, target.spec, traceback.format_exc())
+            status, detail = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            try:
+                ctx.progress(1.0, "cleanup")
+                scenario.cleanup(ctx)
+            except Exception as exc:
+                log.error("%s cleanup on %s failed: %s", name, target.spec, exc)
+                status, detail = "failed", detail or f"cleanup: {type(exc).__name__}: {exc}"
+        if status == "ok" and self.stop.is_set():
+            status = "interrupted"
+        written += self.folder.append(_leftover_rows(ctx, before, _footprint(store)))
+        return ScenarioResult(target.spec, name, status, written, detail)
+
+    def _skip_backend(self, spec: str, reason: str) -> None:
+        self.skipped_backends[spec] = reason
+        for name in self.scenarios:
+            self.on_progress(spec, name, 1.0, f"skipped: {reason}")
+            self.results.append(ScenarioResult(spec, name, "skipped", detail=reason))
+
+
+def _footprint(store: Store) -> tuple[int, int] | str:
+    try:
+        fp = store.footprint()
+        return fp.objects, fp.bytes
+    except Exception as exc:  # a footprint that cannot be read is reported as such
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _leftover_rows(ctx: ScenarioContext, before: tuple[int, int] | str,
+                   after: tuple[int, int] | str) -> list[Row]:
+    if isinstance(before, str) or isinstance(after, str):
+        evidence = f"footprint unreadable: before={before}, after={after}"
+        return [ctx.row("cleanup", "not_verifiable", metric, 0, unit, {"evidence": evidence})
+                for metric, unit in (("leftover_objects", "objects"), ("leftover_bytes", "bytes"))]
+    objects, nbytes = after[0] - before[0], after[1] - before[1]
+    outcome = "pass" if objects == 0 and nbytes == 0 else "fail"
+    params = {
+        "before_objects": before[0], "before_bytes": before[1],
+        "after_objects": after[0], "after_bytes": after[1],
+        "evidence": f"footprint {before[0]} objects/{before[1]} B before prepare, "
+                    f"{after[0]} objects/{after[1]} B after cleanup",
+    }
+    return [ctx.row("cleanup", outcome, "leftover_objects", objects, "objects", params),
+            ctx.row("cleanup", outcome, "leftover_bytes", nbytes, "bytes", params)]
+
