@@ -1,0 +1,152 @@
+"""The ``disk`` strategy: the review's current solution, kept faithfully as the baseline.
+
+Plain files in a temporary directory, named from the session id and the kind, written in
+place with the process's default permissions (umask, no chmod) and no encryption. Expiry
+is the review's cron job: each file's modification time is stamped with its expiry time
+and :meth:`sweep` deletes the files whose time has passed. Until a sweep runs, an expired
+file is still served: reads do not check expiry (``expires_on_read=False``).
+
+Deliberately kept weaknesses, which the security and concurrency scenarios must find:
+plaintext at rest, world-readable files under the default umask, file names that reveal the
+session id, non-atomic writes (a reader can see a half-written file; a failed overwrite
+loses the previous version), and a store that works within one host only. The one thing
+fixed is the key: session ids and kinds are validated (``backends.base``), so a hostile key
+cannot leave the directory, and a failed put deletes its partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from backends.base import Capabilities, Footprint, Key, NotFound, Quota, ServiceInfo, Store
+
+log = logging.getLogger(__name__)
+
+# The review's app joined session and kind with "_"; both may contain "_" themselves, so
+# "a_b"+"c" and "a"+"b_c" would collide and delete_session("a") would match session "a_b".
+# "." can appear in neither token, which keeps the names the review's shape but unambiguous.
+SEPARATOR = "."
+
+
+class DiskStore(Store):
+    """Plain files in ``root`` (default: a fresh directory under ``tempfile.gettempdir()``).
+
+    Options: ``root`` (directory, created with the process's default permissions if
+    missing) and ``quota`` (:class:`backends.base.Quota`, the review's limits by default).
+    """
+
+    name = "disk"
+    capabilities = Capabilities(
+        native_ttl=False,
+        expires_on_read=False,
+        shared_across_instances=False,
+        encrypted_at_rest=False,
+        notes=(
+            "plaintext files, default umask permissions, names reveal the session id",
+            "expiry only by sweep(): an expired file is served until the next sweep",
+            "writes in place: readers can see partial files; a failed overwrite loses the old one",
+        ),
+    )
+
+    def __init__(self, root: str | os.PathLike | None = None, quota: Quota | None = None) -> None:
+        super().__init__(quota)
+        if root is None:
+            # Not mkdtemp: it would create the directory 0700, and the baseline keeps the
+            # process's default permissions like the review's app writing into /tmp.
+            root = Path(tempfile.gettempdir()) / f"tempbench-disk-{secrets.token_hex(6)}"
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def service(self) -> ServiceInfo:
+        return ServiceInfo(
+            name="local filesystem (plain files)", emulated=False, detail={"root": str(self.root)}
+        )
+
+    # ---- primitives ---------------------------------------------------------------
+
+    def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int:
+        path = self._path(key)
+        written = 0
+        try:
+            with open(path, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    written += len(chunk)
+            expires_at = _wall_clock() + ttl_s
+            os.utime(path, (expires_at, expires_at))
+        except BaseException:
+            # In place means the previous version is already truncated; what is left is a
+            # partial file, which must not stay behind.
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            raise
+        return written
+
+    def _open(self, key: Key) -> BinaryIO:
+        try:
+            return open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"disk: nothing stored for {key.session_id}/{key.kind}") from None
+
+    def _delete(self, key: Key) -> bool:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _delete_session(self, session_id: str) -> int:
+        removed = 0
+        for path in self.root.glob(f"{session_id}{SEPARATOR}*"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+        return removed
+
+    def _sweep(self) -> Footprint:
+        now = _wall_clock()
+        removed = Footprint()
+        for path in self.root.iterdir():
+            try:
+                info = path.lstat()
+                if not stat.S_ISREG(info.st_mode) or info.st_mtime > now:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue  # deleted by someone else meanwhile
+            removed += Footprint(1, info.st_size)
+        if removed.objects:
+            log.info("disk sweep removed %d files (%d bytes) from %s", removed.objects, removed.bytes, self.root)
+        return removed
+
+    def _footprint(self) -> Footprint:
+        return walk_footprint(self.root)
+
+    # ---- helpers ------------------------------------------------------------------
+
+    def _path(self, key: Key) -> Path:
+        return self.root / f"{key.session_id}{SEPARATOR}{key.kind}"
+
+
+def walk_footprint(root: Path) -> Footprint:
+    """Count every regular file under ``root`` and its bytes, straight from the filesystem."""
+    total = Footprint()
+    for directory, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += Footprint(1, os.lstat(os.path.join(directory, name)).st_size)
+    return total
+
+
+def _wall_clock() -> float:
+    """The TTL clock: expiry stamps are wall-clock times stored as file modification times."""
+    return time.time()

@@ -1,0 +1,628 @@
+"""The ``encrypted-disk`` strategy: the review's hotfix done right.
+
+Files are encrypted at rest, 0600 in 0700 directories, written atomically (a temporary file in
+the same directory, then ``os.replace``), and expire both on read (``Expired`` before any
+sweep) and by :meth:`EncryptedDiskStore.sweep`, which deletes by modification time like the
+review's cron job (each file's mtime is stamped with its expiry time). File and directory
+names are HMACs under a key-derived name key, so the storage directory reveals no session id.
+
+Two ciphers (the ``variant`` option):
+
+``aesgcm-stream`` (default)
+    A chunked streaming AEAD after age and Tink's AES-GCM-HKDF streaming: AES-256-GCM over
+    64 KiB chunks, a per-file key derived by HKDF-SHA256 from the master key and a random
+    per-file salt, nonce = 7-byte random prefix || 32-bit chunk counter || last-chunk flag, and
+    the whole versioned header (which holds the expiry time) as associated data of every chunk.
+    Reordered, truncated, extended or swapped chunks, and an edited header, fail to decrypt
+    and raise ``CorruptData``. Memory stays constant at any file size.
+
+``fernet``
+    Exactly the review's proposal: ``cryptography.fernet`` (AES-128-CBC + HMAC-SHA256),
+    ``MultiFernet`` for rotation. A Fernet token is one message: the whole file and its base64
+    token sit in memory on put and on read, so this variant caps objects at
+    ``FERNET_MAX_BYTES`` by default (the ``quota`` option overrides it).
+
+File format, ``aesgcm-stream`` version 1 (integers big-endian)::
+
+    magic "TBAS" (4) | version 1 (1) | key id (8) | salt (32) | nonce prefix (7)
+    | expires_at, ms since the epoch (8) | plaintext chunk size (4)      = 64-byte header
+    then chunks: AES-GCM(chunk plaintext) || 16-byte tag, the last one flagged (possibly empty)
+
+The plaintext stream starts with a name record (``len(session_id) || session_id ||
+len(kind) || kind``), so a file moved under another name is refused and :meth:`rotate` can
+re-file it under a new key without knowing the names in advance.
+
+File format, ``fernet``: the file is a Fernet token (base64, as the review wrote it) whose
+plaintext is ``version 1 (1) | expires_at ms (8) | name record | file bytes``.
+
+Keys: the ``key`` option or the ``TEMP_FILE_ENCRYPTION_KEY`` environment variable, one or more
+comma-separated url-safe base64 32-byte keys (``Fernet.generate_key()`` makes one; the same
+key works for both ciphers). The first key encrypts and names new files; the others are only
+read, which is how keys rotate (see :meth:`rotate`). With neither, an ephemeral key is made
+once per process and a warning says so. The key is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hmac
+import io
+import logging
+import os
+import secrets
+import stat
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from backends.base import (
+    Capabilities,
+    CorruptData,
+    Expired,
+    Footprint,
+    Key,
+    KiB,
+    MiB,
+    NotFound,
+    Quota,
+    ServiceInfo,
+    Store,
+)
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "TEMP_FILE_ENCRYPTION_KEY"
+VARIANTS = ("aesgcm-stream", "fernet")
+DEFAULT_CHUNK_BYTES = 64 * KiB
+FERNET_MAX_BYTES = 32 * MiB
+"""Default object cap of the fernet variant: a put holds the file, its padded ciphertext and
+the base64 token at once (several times the file size), so an unbounded upload could take
+the process's memory. ECU images are 256 KiB-8 MiB."""
+
+STALE_TEMP_S = 3600.0
+"""A temporary file untouched this long belongs to a writer that died; sweep() removes it."""
+
+TEMP_PREFIX = ".tmp-"
+MAGIC = b"TBAS"
+VERSION = 1
+_HEADER = struct.Struct(">4sB8s32s7sQI")
+HEADER_BYTES = _HEADER.size
+TAG_BYTES = 16
+_MIN_CHUNK, _MAX_CHUNK = 4 * KiB, 16 * MiB
+_FERNET_PREFIX = struct.Struct(">BQ")
+
+
+class EncryptedDiskStore(Store):
+    """Encrypted temporary files under ``root`` (default: a fresh 0700 temp directory).
+
+    Options: ``root``, ``variant`` (``aesgcm-stream`` or ``fernet``), ``key`` (bytes, str, or
+    a sequence of them; default ``TEMP_FILE_ENCRYPTION_KEY``), ``quota``, ``chunk_bytes``
+    (aesgcm-stream plaintext chunk size, 4 KiB-16 MiB).
+    """
+
+    name = "encrypted-disk"
+    capabilities = Capabilities(
+        native_ttl=False,
+        expires_on_read=True,
+        shared_across_instances=False,
+        encrypted_at_rest=True,
+        notes=(
+            "aesgcm-stream: chunked AES-256-GCM, constant memory at any size",
+            f"fernet: whole file in memory, objects capped at {FERNET_MAX_BYTES // MiB} MiB by default",
+            "names are HMACs: the directory reveals no session id",
+        ),
+    )
+
+    def __init__(
+        self,
+        root: str | os.PathLike | None = None,
+        variant: str = "aesgcm-stream",
+        key: str | bytes | Sequence[str | bytes] | None = None,
+        quota: Quota | None = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    ) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"encrypted-disk variant must be one of {VARIANTS}, not {variant!r}")
+        if not _MIN_CHUNK <= chunk_bytes <= _MAX_CHUNK:
+            raise ValueError(f"chunk_bytes must be {_MIN_CHUNK}-{_MAX_CHUNK}, got {chunk_bytes}")
+        if quota is None and variant == "fernet":
+            quota = Quota(object_bytes=FERNET_MAX_BYTES)
+        super().__init__(quota)
+        self.variant = variant
+        self.chunk_bytes = chunk_bytes
+        masters, self.key_source = _load_keys(key)
+        self._keys = [_KeyMaterial.derive(master) for master in masters]
+        self._fernet = MultiFernet([Fernet(base64.urlsafe_b64encode(m)) for m in masters])
+        self.root = _private_root(root)
+
+    def service(self) -> ServiceInfo:
+        return ServiceInfo(
+            name=f"local filesystem ({self.variant})",
+            emulated=False,
+            detail={"root": str(self.root), "cipher": self.variant, "key_source": self.key_source,
+                    "keys": len(self._keys)},
+        )
+
+    # ---- key rotation ---------------------------------------------------------------
+
+    def rotate(self) -> int:
+        """Re-encrypt every file not yet under the first key; returns how many were moved.
+
+        Rotation: put the new key first and keep the old ones after it
+        (``TEMP_FILE_ENCRYPTION_KEY=new,old``). Reads fall back to the old keys at once;
+        either call ``rotate()`` or wait for the longest TTL to pass, then drop the old keys.
+        A file a put replaced meanwhile is left as the put wrote it.
+        """
+        moved = 0
+        with self._typed_errors("rotate"):
+            for path in self._stored_files():
+                if self._rotate_file(path):
+                    moved += 1
+        if moved:
+            log.info("encrypted-disk: re-encrypted %d files under the first key", moved)
+        return moved
+
+    # ---- primitives ---------------------------------------------------------------
+
+    def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int:
+        expires_ms = int((_wall_clock() + ttl_s) * 1000)
+        written = 0
+
+        def counted() -> Iterator[bytes]:
+            nonlocal written
+            for chunk in chunks:
+                written += len(chunk)
+                yield chunk
+
+        target = self._keys[0].path(self.root, key)
+        if self.variant == "fernet":
+            body: Iterator[bytes] = iter([self._fernet_token(key, counted(), expires_ms)])
+        else:
+            body = self._aesgcm_file(key, counted(), expires_ms)
+        self._publish(target, body, expires_ms, replace=True)
+        # A copy under a rotated-out key's name would shadow nothing but would leak space.
+        for old in self._keys[1:]:
+            with contextlib.suppress(FileNotFoundError):
+                old.path(self.root, key).unlink()
+        return written
+
+    def _open(self, key: Key) -> BinaryIO:
+        for material in self._keys:
+            path = material.path(self.root, key)
+            try:
+                handle = open(path, "rb")  # noqa: SIM115 - the returned stream owns it
+            except FileNotFoundError:
+                continue
+            try:
+                stream, found, expires_ms = self._decrypting_reader(handle, path)
+                if found != key:
+                    raise CorruptData(f"encrypted-disk: {path.name} holds another file's data")
+                if expires_ms <= _wall_clock() * 1000:
+                    raise Expired(f"encrypted-disk: {key.session_id}/{key.kind} has expired")
+                return stream
+            except BaseException:
+                handle.close()
+                raise
+        raise NotFound(f"encrypted-disk: nothing stored for {key.session_id}/{key.kind}")
+
+    def _delete(self, key: Key) -> bool:
+        removed = False
+        for material in self._keys:
+            with contextlib.suppress(FileNotFoundError):
+                material.path(self.root, key).unlink()
+                removed = True
+        return removed
+
+    def _delete_session(self, session_id: str) -> int:
+        removed = 0
+        for material in self._keys:
+            directory = material.session_dir(self.root, session_id)
+            if not directory.is_dir():
+                continue
+            for path in directory.iterdir():
+                if path.name.startswith(TEMP_PREFIX):
+                    continue  # a put in flight owns it and removes it if it fails
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+            with contextlib.suppress(OSError):  # not empty: a put is in flight
+                directory.rmdir()
+        return removed
+
+    def _sweep(self) -> Footprint:
+        now = _wall_clock()
+        removed = Footprint()
+        for directory in _subdirs(self.root):
+            for path in directory.iterdir():
+                try:
+                    info = path.lstat()
+                    cutoff = now - STALE_TEMP_S if path.name.startswith(TEMP_PREFIX) else now
+                    if not stat.S_ISREG(info.st_mode) or info.st_mtime > cutoff:
+                        continue
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                removed += Footprint(1, info.st_size)
+            with contextlib.suppress(OSError):  # only empty directories go
+                directory.rmdir()
+        if removed.objects:
+            log.info("encrypted-disk sweep removed %d files (%d bytes)", removed.objects, removed.bytes)
+        return removed
+
+    def _footprint(self) -> Footprint:
+        total = Footprint()
+        for directory, _dirs, files in os.walk(self.root):
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):
+                    total += Footprint(1, os.lstat(os.path.join(directory, name)).st_size)
+        return total
+
+    # ---- writing ------------------------------------------------------------------
+
+    def _publish(self, target: Path, body: Iterator[bytes], expires_ms: int, replace: bool) -> bool:
+        """Write ``body`` to a temp file beside ``target`` and move it into place atomically.
+
+        With ``replace=False`` an existing target wins (used by rotate, so it never
+        overwrites a newer put). Returns whether the file was placed.
+        """
+        temp = _temp_file(target.parent)
+        try:
+            with open(temp, "wb") as out:
+                for piece in body:
+                    out.write(piece)
+            # No fsync: temporary files need not survive a power cut, and a torn file
+            # left by one fails authentication (CorruptData) rather than being served.
+            os.utime(temp, (expires_ms / 1000, expires_ms / 1000))
+            if replace:
+                os.replace(temp, target)
+                return True
+            try:
+                os.link(temp, target)  # atomic and never clobbers
+            except FileExistsError:
+                return False
+            finally:
+                temp.unlink()
+            return True
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            raise
+
+    def _aesgcm_file(self, key: Key, chunks: Iterator[bytes], expires_ms: int) -> Iterator[bytes]:
+        material = self._keys[0]
+        salt, prefix = secrets.token_bytes(32), secrets.token_bytes(7)
+        header = _HEADER.pack(MAGIC, VERSION, material.key_id, salt, prefix, expires_ms, self.chunk_bytes)
+        yield header
+        aead = AESGCM(material.file_key(salt))
+        plain = _rechunk(_with_name_record(key, chunks), self.chunk_bytes)
+        counter = 0
+        held = next(plain, b"")  # one chunk of lookahead tells which chunk is the last
+        for following in plain:
+            yield aead.encrypt(_nonce(prefix, counter, last=False), held, header)
+            counter += 1
+            held = following
+        yield aead.encrypt(_nonce(prefix, counter, last=True), held, header)
+
+    def _fernet_token(self, key: Key, chunks: Iterator[bytes], expires_ms: int) -> bytes:
+        plaintext = b"".join([_FERNET_PREFIX.pack(VERSION, expires_ms), _name_record(key), *chunks])
+        return self._fernet.encrypt(plaintext)
+
+    # ---- reading ------------------------------------------------------------------
+
+    def _decrypting_reader(self, handle: BinaryIO, path: Path) -> tuple[BinaryIO, Key, int]:
+        """Authenticate the start of a file; return (plaintext stream, its names, expiry ms)."""
+        if self.variant == "fernet":
+            try:
+                plaintext = self._fernet.decrypt(handle.read())
+            except InvalidToken:
+                raise CorruptData(f"encrypted-disk: {path.name} failed Fernet authentication") from None
+            finally:
+                handle.close()
+            if len(plaintext) < _FERNET_PREFIX.size or plaintext[0] != VERSION:
+                raise CorruptData(f"encrypted-disk: {path.name} has an unknown Fernet payload version")
+            _, expires_ms = _FERNET_PREFIX.unpack_from(plaintext)
+            stream = io.BytesIO(plaintext)
+            stream.seek(_FERNET_PREFIX.size)
+            found = _read_name_record(stream, path)
+            return stream, found, expires_ms
+        header = handle.read(HEADER_BYTES)
+        if len(header) < HEADER_BYTES:
+            raise CorruptData(f"encrypted-disk: {path.name} is shorter than its header")
+        magic, version, key_id, salt, prefix, expires_ms, chunk = _HEADER.unpack(header)
+        if magic != MAGIC or version != VERSION:
+            raise CorruptData(f"encrypted-disk: {path.name} is not a version-{VERSION} aesgcm-stream file")
+        if not _MIN_CHUNK <= chunk <= _MAX_CHUNK:
+            raise CorruptData(f"encrypted-disk: {path.name} declares a chunk size of {chunk}")
+        material = next((m for m in self._keys if m.key_id == key_id), None)
+        if material is None:
+            raise CorruptData(
+                f"encrypted-disk: {path.name} was encrypted under key id {key_id.hex()}, "
+                "which this store does not hold"
+            )
+        stream = _AesGcmReader(handle, AESGCM(material.file_key(salt)), prefix, header, chunk, path.name)
+        found = _read_name_record(stream, path)  # authenticates the header with chunk 0
+        return stream, found, expires_ms
+
+    # ---- helpers ------------------------------------------------------------------
+
+    def _stored_files(self) -> Iterator[Path]:
+        for directory in _subdirs(self.root):
+            for path in directory.iterdir():
+                if path.is_file() and not path.name.startswith(TEMP_PREFIX):
+                    yield path
+
+    def _rotate_file(self, path: Path) -> bool:
+        try:
+            with open(path, "rb") as handle:
+                return self._rotate_open_file(handle, path)
+        except FileNotFoundError:
+            return False  # deleted or swept meanwhile
+
+    def _rotate_open_file(self, handle: BinaryIO, path: Path) -> bool:
+        # Fernet names and encrypts with the same (first) key; aesgcm says which in its header.
+        key_id = self._keys[0].key_id
+        if self.variant == "aesgcm-stream":
+            key_id = handle.read(HEADER_BYTES)[5:13]
+            handle.seek(0)
+        stream, key, expires_ms = self._decrypting_reader(handle, path)
+        target = self._keys[0].path(self.root, key)
+        if target == path and key_id == self._keys[0].key_id:
+            return False
+        with stream:
+            if self.variant == "fernet":
+                body: Iterator[bytes] = iter([self._fernet.rotate(path.read_bytes())])
+            else:
+                body = self._aesgcm_file(key, iter(lambda: stream.read(self.chunk_bytes), b""), expires_ms)
+            placed = self._publish(target, body, expires_ms, replace=target == path)
+        if target != path:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return placed
+
+
+@dataclass(frozen=True)
+class _KeyMaterial:
+    """What one master key yields: its id, its name key, and per-file keys on demand."""
+
+    master: bytes
+    key_id: bytes
+    name_key: bytes
+
+    @classmethod
+    def derive(cls, master: bytes) -> _KeyMaterial:
+        key_id = hmac.digest(master, b"tempbench encrypted-disk key id v1", "sha256")[:8]
+        return cls(master, key_id, _hkdf(master, None, b"tempbench encrypted-disk names v1"))
+
+    def file_key(self, salt: bytes) -> bytes:
+        return _hkdf(self.master, salt, b"tempbench aesgcm-stream v1 file key")
+
+    def session_dir(self, root: Path, session_id: str) -> Path:
+        return root / self._name(b"session\0" + session_id.encode())
+
+    def path(self, root: Path, key: Key) -> Path:
+        name = self._name(b"file\0" + key.session_id.encode() + b"\0" + key.kind.encode())
+        return self.session_dir(root, key.session_id) / name
+
+    def _name(self, message: bytes) -> str:
+        return hmac.digest(self.name_key, message, "sha256")[:16].hex()
+
+
+class _AesGcmReader(io.RawIOBase):
+    """Decrypts an aesgcm-stream file chunk by chunk; read(n) returns n bytes until the end."""
+
+    def __init__(self, handle: BinaryIO, aead: AESGCM, prefix: bytes, header: bytes,
+                 chunk: int, label: str) -> None:
+        self._handle = handle
+        self._aead = aead
+        self._prefix = prefix
+        self._header = header
+        self._segment = chunk + TAG_BYTES
+        self._label = label
+        self._counter = 0
+        self._done = False
+        self._ahead = handle.read(self._segment)
+        self._buffer = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            parts = [bytes(self._buffer)]
+            self._buffer = memoryview(b"")
+            while not self._done:
+                parts.append(self._next_chunk())
+            return b"".join(parts)
+        out = bytearray()
+        while len(out) < size:
+            if not self._buffer:
+                if self._done:
+                    break
+                self._buffer = memoryview(self._next_chunk())
+                continue
+            take = self._buffer[: size - len(out)]
+            out += take
+            self._buffer = self._buffer[len(take) :]
+        return bytes(out)
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._handle.close()
+        finally:
+            super().close()
+
+    def _next_chunk(self) -> bytes:
+        segment = self._ahead
+        if not segment:
+            raise CorruptData(f"encrypted-disk: {self._label} is truncated (no final chunk)")
+        if len(segment) < self._segment:
+            self._ahead, last = b"", True
+        else:
+            self._ahead = self._handle.read(self._segment)
+            last = not self._ahead
+        try:
+            plain = self._aead.decrypt(_nonce(self._prefix, self._counter, last), segment, self._header)
+        except InvalidTag:
+            raise CorruptData(
+                f"encrypted-disk: {self._label} chunk {self._counter} failed authentication "
+                "(tampered, truncated, reordered or from another file)"
+            ) from None
+        self._counter += 1
+        self._done = last
+        return plain
+
+
+# ------------------------------------------------------------------------ helpers
+
+_EPHEMERAL_LOCK = threading.Lock()
+_ephemeral_key: bytes | None = None
+
+
+def _load_keys(key: str | bytes | Sequence[str | bytes] | None) -> tuple[list[bytes], str]:
+    """Master keys (first = current) and where they came from (never the key itself)."""
+    global _ephemeral_key
+    source = "option"
+    if key is None or key == "" or key == b"":
+        key, source = os.environ.get(ENV_VAR) or None, f"env {ENV_VAR}"
+    if key is None:
+        with _EPHEMERAL_LOCK:
+            if _ephemeral_key is None:
+                _ephemeral_key = secrets.token_bytes(32)
+                log.warning(
+                    "encrypted-disk: no key option and %s is unset: using an ephemeral key made "
+                    "for this process; its files are unreadable by any other process or restart",
+                    ENV_VAR,
+                )
+        return [_ephemeral_key], "ephemeral (this process only)"
+    if isinstance(key, bytes) and len(key) == 32:
+        items: list[str | bytes] = [key]
+    elif isinstance(key, str | bytes):
+        text = key.decode("ascii", "replace") if isinstance(key, bytes) else key
+        items = [part.strip() for part in text.split(",") if part.strip()]
+    else:
+        items = list(key)
+    masters = [_decode_key(item, n) for n, item in enumerate(items, 1)]
+    if not masters:
+        raise ValueError(f"encrypted-disk: the key ({source}) holds no key")
+    return masters, source
+
+
+def _decode_key(item: str | bytes, position: int) -> bytes:
+    if isinstance(item, bytes) and len(item) == 32:
+        return item
+    try:
+        raw = base64.urlsafe_b64decode(item)
+    except (ValueError, TypeError):
+        raw = b""
+    if len(raw) != 32:
+        # The message names the position, never the key material.
+        raise ValueError(
+            f"encrypted-disk: key #{position} is not 32 raw bytes nor url-safe base64 of 32 bytes "
+            "(make one with: python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())')"
+        )
+    return raw
+
+
+def _private_root(root: str | os.PathLike | None) -> Path:
+    if root is None:
+        return Path(tempfile.mkdtemp(prefix="tempbench-enc-"))  # 0700 by construction
+    path = Path(root)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ValueError(
+            f"encrypted-disk root {path} has mode {mode:o}; it must be private (0700). "
+            "Choose a directory of its own, e.g. a new one under the temp dir."
+        )
+    return path
+
+
+def _temp_file(directory: Path) -> Path:
+    # sweep() and delete_session() remove empty session directories; retry if one vanished
+    # between mkdir and mkstemp.
+    for _ in range(3):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        try:
+            fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)  # 0600, O_EXCL
+        except FileNotFoundError:
+            continue
+        os.close(fd)
+        return Path(name)
+    raise FileNotFoundError(f"session directory {directory} keeps disappearing")
+
+
+def _subdirs(root: Path) -> list[Path]:
+    return [entry for entry in root.iterdir() if entry.is_dir() and not entry.is_symlink()]
+
+
+def _hkdf(master: bytes, salt: bytes | None, info: bytes) -> bytes:
+    return HKDF(algorithm=SHA256(), length=32, salt=salt, info=info).derive(master)
+
+
+def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
+    if counter >= 2**32:
+        raise CorruptData("aesgcm-stream: more than 2^32 chunks in one file")
+    return prefix + struct.pack(">IB", counter, 1 if last else 0)
+
+
+def _name_record(key: Key) -> bytes:
+    sid, kind = key.session_id.encode(), key.kind.encode()
+    return bytes([len(sid)]) + sid + bytes([len(kind)]) + kind
+
+
+def _with_name_record(key: Key, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    yield _name_record(key)
+    yield from chunks
+
+
+def _read_name_record(stream: BinaryIO, path: Path) -> Key:
+    try:
+        sid = stream.read(stream.read(1)[0]).decode("ascii")
+        kind = stream.read(stream.read(1)[0]).decode("ascii")
+    except (IndexError, UnicodeDecodeError):
+        raise CorruptData(f"encrypted-disk: {path.name} has a malformed name record") from None
+    return Key(sid, kind)
+
+
+def _rechunk(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """Yield ``size``-byte chunks (the last one shorter) from pieces of any size."""
+    pending = bytearray()
+    for piece in pieces:
+        view = memoryview(piece)
+        if pending:
+            need = size - len(pending)
+            pending += view[:need]
+            view = view[need:]
+            if len(pending) < size:
+                continue
+            yield bytes(pending)
+            pending = bytearray()
+        while len(view) >= size:
+            yield view[:size]
+            view = view[size:]
+        pending += view
+    if pending:
+        yield bytes(pending)
+
+
+def _wall_clock() -> float:
+    """The TTL clock: expiry stamps are wall-clock times (in the header and as file mtimes)."""
+    return time.time()
