@@ -35,7 +35,40 @@ STORE_BUILDERS: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
     "encrypted-disk:fernet": lambda tmp, req: get_store(
         "encrypted-disk:fernet", root=tmp / "encf"
     ),
+    "s3": lambda tmp, req: build_s3_store(req),
 }
+
+
+def build_s3_store(request: pytest.FixtureRequest, **options: object) -> Store:
+    """An ``s3`` store on this session's endpoint (``S3_ENDPOINT_URL``, else the process's
+    moto server on 127.0.0.1) under a prefix of its own, emptied when the test ends."""
+    import uuid
+
+    from backends import BackendUnavailable
+    from tempbench.services import ServiceError, resolve_s3
+
+    try:
+        service = resolve_s3()
+    except ServiceError as exc:
+        unavailable(f"s3: {exc}")
+    options.setdefault("prefix", f"test-{uuid.uuid4().hex[:12]}")
+    try:
+        store = get_store("s3", **options)
+    except BackendUnavailable as exc:
+        unavailable(f"s3 endpoint {service.endpoint_url} does not answer: {exc}")
+    request.addfinalizer(lambda: empty_s3_prefix(service.client(), store.bucket, store.prefix))
+    return store
+
+
+def empty_s3_prefix(client, bucket: str, prefix: str) -> None:
+    """Delete every object and abort every multipart upload under ``prefix/`` (raw boto3)."""
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
+        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=f"{prefix}/").get("Uploads", [])
+    for upload in uploads:
+        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
 
 
 @pytest.fixture

@@ -1,0 +1,828 @@
+"""The ``s3`` strategy: boto3 against any S3 API, with presigned direct upload.
+
+Objects live at ``{prefix}/{session_id}/{kind}`` in one bucket, the review's key scheme.
+Those names are guessable; access control rests on the credentials and on the presigned
+URLs the app hands out (the security probe reports it).
+
+Every object is written with ``ServerSideEncryption="AES256"`` and an expiry stamp in its
+metadata (``x-amz-meta-tempbench-expires-at``, Unix seconds). ``get``/``open`` refuse an
+object past its stamp before any sweep; ``sweep()`` deletes such objects and aborts stale
+multipart uploads. Bucket lifecycle rules (expiration and abort-incomplete-multipart, one
+day each) are installed when the store creates the bucket, as a backstop only: lifecycle
+counts whole days, so it cannot carry the one-hour TTL of a temp file.
+
+Streams above ``multipart_threshold`` go up as multipart uploads, one part in memory at a
+time; a failure aborts the upload so no parts stay behind. S3 makes PUT and
+CompleteMultipartUpload atomic: a reader sees the old object or the new one.
+
+Presigned direct upload (the review's headline feature):
+
+- ``presign_upload(session_id, kind, ttl_s, max_bytes)`` returns a POST policy pinning the
+  exact key, ``content-length-range``, the SSE field and the expiry/limit metadata;
+- ``confirm_upload(session_id, kind)`` is what the app calls after the browser's upload: it
+  checks size and metadata, deletes the object and raises ``QuotaExceeded`` when it is over
+  the limit (emulators such as moto ignore POST policies; real S3 enforces them: the store is
+  safe on both), and re-applies SSE when the endpoint dropped it;
+- ``presign_download(session_id, kind, ttl_s)`` returns a short-lived GET URL.
+
+``probe_signature_enforcement(store)`` sends expired, tampered and re-scoped presigned
+requests to the endpoint and reports which presigned-URL guarantees can be verified there.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import boto3
+import requests
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+
+from backends.base import (
+    BackendUnavailable,
+    Capabilities,
+    CorruptData,
+    Expired,
+    Footprint,
+    GiB,
+    Key,
+    MiB,
+    NotFound,
+    Quota,
+    QuotaExceeded,
+    ServiceInfo,
+    Store,
+    StoreError,
+    validate_key,
+)
+
+if TYPE_CHECKING:
+    from tempbench.services import S3Service
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "S3Store",
+    "client_config",
+    "expiry_clock",
+    "make_client",
+    "probe_signature_enforcement",
+]
+
+TiB = 1024 * GiB
+
+# Limits of the S3 API (AWS S3 user guide, "Amazon S3 multipart upload limits").
+S3_MAX_OBJECT_BYTES = 5 * TiB
+S3_MAX_PARTS = 10_000
+S3_MIN_PART_BYTES = 5 * MiB
+S3_MAX_PART_BYTES = 5 * GiB
+SIGV4_MAX_EXPIRES_S = 7 * 24 * 3600
+"""A SigV4 presigned URL is valid for at most seven days."""
+
+LIFECYCLE_DAY_S = 24 * 3600
+"""Lifecycle rules count whole days: the finest expiry step the medium itself offers."""
+
+EXPIRES_META = "tempbench-expires-at"
+MAX_BYTES_META = "tempbench-max-bytes"
+SSE = "AES256"
+
+DEFAULT_MULTIPART_THRESHOLD = 8 * MiB
+DEFAULT_PART_BYTES = 8 * MiB
+DEFAULT_STALE_UPLOAD_S = 3600.0
+
+# Bounded waits: a dead endpoint must surface as BackendUnavailable within seconds, and
+# throttling (SlowDown/503) is retried a few times before it does.
+CONNECT_TIMEOUT_S = 2.0
+READ_TIMEOUT_S = 5.0
+MAX_ATTEMPTS = 3
+
+_session = boto3.session.Session()
+_session_lock = threading.Lock()
+
+_UNAVAILABLE_CODES = frozenset(
+    {"SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError", "500", "502", "503", "504"}
+)
+
+
+def expiry_clock() -> float:
+    """Wall-clock seconds used for expiry stamps (shared by every instance via NTP)."""
+    return time.time()
+
+
+def client_config() -> Config:
+    """The botocore configuration the store uses: bounded timeouts and retries, SigV4."""
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        signature_version="s3v4",
+    )
+
+
+def make_client(endpoint_url: str | None, region: str = "us-east-1", **credentials: str) -> BaseClient:
+    """An S3 client with :func:`client_config`. ``credentials`` are boto3's keyword
+    arguments (``aws_access_key_id``, ``aws_secret_access_key``...); without them the usual
+    boto3 chain (environment, config files, instance role) applies."""
+    with _session_lock:  # one boto3 session per process: its clients share loaded models
+        return _session.client(
+            "s3", endpoint_url=endpoint_url, region_name=region, config=client_config(), **credentials
+        )
+
+
+class S3Store(Store):
+    """Temp files as S3 objects. See the module docstring for the layout and guarantees.
+
+    Options: ``endpoint_url`` (None: resolved by :func:`tempbench.services.resolve_s3`, which
+    starts a loopback moto server), ``bucket`` (created with lifecycle rules if missing),
+    ``prefix``, ``region``, ``client`` (a ready boto3 S3 client), ``quota``,
+    ``multipart_threshold``, ``part_bytes`` (memory per upload; also sets the largest object
+    as 10,000 parts), ``stale_upload_s`` (age after which ``sweep`` aborts a multipart upload
+    it did not start itself).
+    """
+
+    name = "s3"
+    capabilities = Capabilities(
+        native_ttl=False,
+        expires_on_read=True,
+        shared_across_instances=True,
+        encrypted_at_rest=True,
+        direct_upload=True,
+        max_object_bytes=min(S3_MAX_OBJECT_BYTES, S3_MAX_PARTS * DEFAULT_PART_BYTES),
+        ttl_granularity_s=float(LIFECYCLE_DAY_S),
+        notes=(
+            "lifecycle rules (Expiration Days=1, AbortIncompleteMultipartUpload "
+            "DaysAfterInitiation=1) count whole days, 24-48 h in practice: a one-hour TTL "
+            "needs the app-side sweep(); reads refuse expired objects before any sweep",
+            "encrypted at rest only as far as SSE-S3 (AES256) is requested on every write and "
+            "re-applied by confirm_upload; the store cannot see the disks, and moto reports "
+            "AES256 without encrypting anything",
+            "max object size = 10,000 parts x part_bytes (memory per upload = part_bytes); "
+            "S3 itself stops at 5 TiB",
+            "keys temp/{session}/{kind} are guessable, as in the review; access rests on "
+            "credentials and presigned URLs",
+        ),
+    )
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        bucket: str = "tempbench-temp",
+        prefix: str = "temp",
+        region: str = "us-east-1",
+        client: BaseClient | None = None,
+        quota: Quota | None = None,
+        multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+        part_bytes: int = DEFAULT_PART_BYTES,
+        stale_upload_s: float = DEFAULT_STALE_UPLOAD_S,
+    ) -> None:
+        super().__init__(quota)
+        if not S3_MIN_PART_BYTES <= part_bytes <= S3_MAX_PART_BYTES:
+            raise ValueError(
+                f"part_bytes must be between {S3_MIN_PART_BYTES} and {S3_MAX_PART_BYTES} "
+                f"(S3 part limits), got {part_bytes}"
+            )
+        if multipart_threshold < 0:
+            raise ValueError(f"multipart_threshold must be >= 0, got {multipart_threshold}")
+        self.prefix = prefix.strip("/")
+        if not self.prefix:
+            raise ValueError("prefix must not be empty: sweep and footprint list under it")
+        self.bucket = bucket
+        self.region = region
+        self.multipart_threshold = multipart_threshold
+        self.part_bytes = part_bytes
+        self.stale_upload_s = stale_upload_s
+        # An instance attribute, because the largest object follows from part_bytes.
+        self.capabilities = replace(
+            type(self).capabilities,
+            max_object_bytes=min(S3_MAX_OBJECT_BYTES, S3_MAX_PARTS * part_bytes),
+        )
+        self._lock = threading.Lock()
+        self._uploads_in_flight: set[str] = set()
+        self._issued_limits: dict[Key, tuple[int, float]] = {}  # key -> (max_bytes, url expiry)
+
+        from tempbench.services import resolve_s3
+
+        # The service says what serves the store (name, emulated) beside every figure; with
+        # a ready client it is described from the client's endpoint.
+        self._service: S3Service = resolve_s3(endpoint_url or (client and client.meta.endpoint_url))
+        self.endpoint_url: str = self._service.endpoint_url
+        if client is None:
+            credentials = {k: v for k, v in self._service.credentials.items() if k != "region_name"}
+            client = make_client(self.endpoint_url, region, **credentials)
+        self._client = client
+        with self._typed_errors(f"open bucket {bucket!r} at {self.endpoint_url}"):
+            self._lifecycle = self._ensure_bucket()
+
+    # ---- public extras ----------------------------------------------------------
+
+    @property
+    def client(self) -> BaseClient:
+        """The boto3 client the store signs its requests with."""
+        return self._client
+
+    def object_key(self, session_id: str, kind: str) -> str:
+        """The S3 key of a file (validated): ``{prefix}/{session_id}/{kind}``."""
+        return self._key(validate_key(session_id, kind))
+
+    def service(self) -> ServiceInfo:
+        detail: dict[str, Any] = {
+            "endpoint_url": self.endpoint_url,
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "lifecycle_rules": self._lifecycle,
+            "part_bytes": self.part_bytes,
+        }
+        detail.update(self._service.detail or {})
+        return ServiceInfo(name=self._service.name, emulated=self._service.emulated, detail=detail)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def presign_upload(
+        self, session_id: str, kind: str, ttl_s: float, max_bytes: int
+    ) -> dict[str, Any]:
+        """A browser upload form: ``{"method": "POST", "url": ..., "fields": {...}}``.
+
+        ``ttl_s`` is the file's TTL from now; the form itself is valid for the same time
+        (at most seven days). The policy pins the exact key, ``content-length-range``
+        ``[0, max_bytes]``, SSE and the expiry/limit metadata. Call :meth:`confirm_upload`
+        once the browser reports success.
+        """
+        key = validate_key(session_id, kind)
+        if not ttl_s > 0:
+            raise StoreError(f"ttl_s must be > 0, got {ttl_s!r}")
+        limit = self._object_limit()
+        if not isinstance(max_bytes, int) or max_bytes < 0:
+            raise StoreError(f"max_bytes must be a non-negative int, got {max_bytes!r}")
+        if limit is not None and max_bytes > limit:
+            raise QuotaExceeded(
+                f"s3: presign {key.session_id}/{key.kind}: max_bytes {max_bytes} exceeds the "
+                f"{limit}-byte object limit"
+            )
+        now = expiry_clock()
+        expires_at = now + ttl_s
+        url_ttl = max(1, min(math.ceil(ttl_s), SIGV4_MAX_EXPIRES_S))
+        fields = {
+            "x-amz-server-side-encryption": SSE,
+            f"x-amz-meta-{EXPIRES_META}": _stamp(expires_at),
+            f"x-amz-meta-{MAX_BYTES_META}": str(max_bytes),
+        }
+        conditions: list[Any] = [["content-length-range", 0, max_bytes]]
+        conditions += [{name: value} for name, value in fields.items()]
+        with self._typed_errors(f"presign_upload {key.session_id}/{key.kind}"):
+            self._check_session_file_count(key)
+            post = self._client.generate_presigned_post(
+                self.bucket, self._key(key), Fields=fields, Conditions=conditions, ExpiresIn=url_ttl
+            )
+        with self._lock:
+            self._issued_limits = {k: v for k, v in self._issued_limits.items() if v[1] > now}
+            self._issued_limits[key] = (max_bytes, now + url_ttl)
+        return {"method": "POST", "url": post["url"], "fields": post["fields"]}
+
+    def confirm_upload(self, session_id: str, kind: str) -> int:
+        """Check a browser's direct upload and return its size in bytes.
+
+        The limit is the smallest of the store's object limit, the ``max_bytes`` stamped in
+        the object's metadata, and the ``max_bytes`` this instance issued for the key (which
+        a client cannot alter on an endpoint that ignores POST policies). An object over
+        the limit is deleted and ``QuotaExceeded`` raised; one past its expiry is deleted and
+        ``Expired`` raised; one without the stamps the policy requires is deleted and
+        ``CorruptData`` raised. An object stored without SSE is re-written in place with it.
+        """
+        key = validate_key(session_id, kind)
+        what = f"confirm_upload {key.session_id}/{key.kind}"
+        with self._typed_errors(what):
+            s3_key = self._key(key)
+            head = self._head(s3_key)
+            if head is None:
+                raise NotFound(f"s3: {what}: no object at s3://{self.bucket}/{s3_key}")
+            size = int(head["ContentLength"])
+            metadata = dict(head.get("Metadata") or {})
+            expires_at = _parse_float(metadata.get(EXPIRES_META))
+            stamped_limit = _parse_int(metadata.get(MAX_BYTES_META))
+            with self._lock:
+                issued = self._issued_limits.pop(key, None)
+            if expires_at is None or stamped_limit is None:
+                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
+                raise CorruptData(
+                    f"s3: {what}: the upload lacks the expiry/limit metadata its POST policy "
+                    "requires (the endpoint did not enforce the policy); object deleted"
+                )
+            limits = [n for n in (self._object_limit(), stamped_limit) if n is not None]
+            if issued is not None:
+                limits.append(issued[0])
+            limit = min(limits)
+            if size > limit:
+                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
+                raise QuotaExceeded(
+                    f"s3: {what}: direct upload of {size} bytes exceeds the {limit}-byte limit; "
+                    "object deleted"
+                )
+            if expires_at <= expiry_clock():
+                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
+                raise Expired(f"s3: {what}: the upload's TTL has already passed; object deleted")
+            if not head.get("ServerSideEncryption"):
+                log.info("s3: %s: endpoint stored the upload without SSE; re-applying %s", what, SSE)
+                self._client.copy(
+                    {"Bucket": self.bucket, "Key": s3_key},
+                    self.bucket,
+                    s3_key,
+                    ExtraArgs={
+                        "ServerSideEncryption": SSE,
+                        "MetadataDirective": "REPLACE",
+                        "Metadata": metadata,
+                    },
+                )
+            return size
+
+    def presign_download(self, session_id: str, kind: str, ttl_s: float) -> str:
+        """A GET URL valid for ``ttl_s`` seconds, capped at the file's remaining life and at
+        seven days (SigV4). Raises NotFound / Expired when there is nothing to hand out."""
+        key = validate_key(session_id, kind)
+        what = f"presign_download {key.session_id}/{key.kind}"
+        if not ttl_s > 0:
+            raise StoreError(f"ttl_s must be > 0, got {ttl_s!r}")
+        with self._typed_errors(what):
+            s3_key = self._key(key)
+            head = self._head(s3_key)
+            if head is None:
+                raise NotFound(f"s3: {what}: no object at s3://{self.bucket}/{s3_key}")
+            remaining = self._remaining_life(head, what)
+            expires_in = max(1, min(math.floor(min(ttl_s, remaining)), SIGV4_MAX_EXPIRES_S))
+            return self._client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": s3_key}, ExpiresIn=expires_in
+            )
+
+    # ---- primitives ---------------------------------------------------------------
+
+    def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int:
+        extra = {
+            "ServerSideEncryption": SSE,
+            "Metadata": {EXPIRES_META: _stamp(expiry_clock() + ttl_s)},
+        }
+        s3_key = self._key(key)
+        buffer = bytearray()
+        for chunk in chunks:
+            buffer += chunk
+            if len(buffer) > self.multipart_threshold:
+                return self._write_multipart(s3_key, buffer, chunks, extra)
+        self._client.put_object(Bucket=self.bucket, Key=s3_key, Body=bytes(buffer), **extra)
+        return len(buffer)
+
+    def _open(self, key: Key) -> BinaryIO:
+        s3_key = self._key(key)
+        what = f"get {key.session_id}/{key.kind}"
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=s3_key)
+        except ClientError as exc:
+            if _is_not_found(exc):
+                raise NotFound(f"s3: {what}: no object at s3://{self.bucket}/{s3_key}") from None
+            raise
+        body = response["Body"]
+        try:
+            self._remaining_life(response, what)
+        except Expired:
+            body.close()
+            raise
+        return _BodyReader(body)
+
+    def _delete(self, key: Key) -> bool:
+        s3_key = self._key(key)
+        if self._head(s3_key) is None:
+            return False
+        self._client.delete_object(Bucket=self.bucket, Key=s3_key)
+        return True
+
+    def _delete_session(self, session_id: str) -> int:
+        removed = 0
+        for obj in self._list_objects(f"{self.prefix}/{session_id}/"):
+            self._client.delete_object(Bucket=self.bucket, Key=obj["Key"])
+            removed += 1
+        return removed
+
+    def _sweep(self) -> Footprint:
+        """Delete objects past their stamp (or without one) and abort stale multipart uploads.
+
+        Listings carry no metadata, so each object costs one HEAD; the delete follows its
+        HEAD immediately, keeping the window in which a fresh overwrite could be removed to
+        one round trip.
+        """
+        removed = Footprint()
+        now = expiry_clock()
+        for obj in self._list_objects(f"{self.prefix}/"):
+            head = self._head(obj["Key"])
+            if head is None:
+                continue
+            expires_at = _parse_float((head.get("Metadata") or {}).get(EXPIRES_META))
+            if expires_at is not None and expires_at > now:
+                continue
+            self._client.delete_object(Bucket=self.bucket, Key=obj["Key"])
+            removed += Footprint(1, int(head["ContentLength"]))
+        stale_before = datetime.now(UTC) - timedelta(seconds=self.stale_upload_s)
+        for upload in self._list_uploads():
+            with self._lock:
+                ours = upload["UploadId"] in self._uploads_in_flight
+            if ours or upload["Initiated"] > stale_before:
+                continue
+            size = self._parts_bytes(upload)
+            self._abort(upload["Key"], upload["UploadId"])
+            removed += Footprint(1, size)
+        return removed
+
+    def _footprint(self) -> Footprint:
+        total = Footprint()
+        for obj in self._list_objects(f"{self.prefix}/"):
+            total += Footprint(1, int(obj["Size"]))
+        for upload in self._list_uploads():
+            total += Footprint(1, self._parts_bytes(upload))
+        return total
+
+    def _translate(self, exc: BaseException) -> StoreError | None:
+        where = f"s3 endpoint {self.endpoint_url} bucket {self.bucket!r}"
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("NoSuchKey", "NotFound", "404"):
+                return NotFound(f"{where}: {exc}")
+            if code == "EntityTooLarge":
+                return QuotaExceeded(f"{where}: the endpoint refused the object size: {exc}")
+            if code in _UNAVAILABLE_CODES or (isinstance(status, int) and status >= 500):
+                return BackendUnavailable(f"{where}: still failing after {MAX_ATTEMPTS} attempts: {exc}")
+            return None
+        if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError):
+            return BackendUnavailable(f"{where}: {type(exc).__name__}: {exc}")
+        if isinstance(exc, BotoCoreError):
+            return StoreError(f"{where}: {type(exc).__name__}: {exc}")
+        return None
+
+    # ---- helpers ------------------------------------------------------------------
+
+    def _key(self, key: Key) -> str:
+        return f"{self.prefix}/{key.session_id}/{key.kind}"
+
+    def _ensure_bucket(self) -> str:
+        """Create the bucket (with lifecycle rules) if missing; describe its lifecycle."""
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if not _is_not_found(exc):
+                raise
+            self._create_bucket()
+            return "installed (Expiration Days=1, AbortIncompleteMultipartUpload Days=1)"
+        try:
+            rules = self._client.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchLifecycleConfiguration":
+                return "absent (bucket existed without lifecycle rules)"
+            return f"unknown ({code or exc})"
+        return f"present ({len(rules)} rules, bucket existed)"
+
+    def _create_bucket(self) -> None:
+        args: dict[str, Any] = {"Bucket": self.bucket}
+        if self.region != "us-east-1":  # us-east-1 refuses an explicit location constraint
+            args["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            self._client.create_bucket(**args)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+                raise
+        self._client.put_bucket_lifecycle_configuration(
+            Bucket=self.bucket,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "tempbench-expire-temp-files",
+                        "Filter": {"Prefix": f"{self.prefix}/"},
+                        "Status": "Enabled",
+                        "Expiration": {"Days": 1},
+                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                    }
+                ]
+            },
+        )
+        log.info("s3: created bucket %s with one-day lifecycle rules on %s/", self.bucket, self.prefix)
+
+    def _write_multipart(
+        self, s3_key: str, buffer: bytearray, rest: Iterator[bytes], extra: dict[str, Any]
+    ) -> int:
+        """Upload ``buffer`` + ``rest`` in parts of ``part_bytes``; abort on any failure."""
+        upload_id = self._client.create_multipart_upload(Bucket=self.bucket, Key=s3_key, **extra)[
+            "UploadId"
+        ]
+        with self._lock:
+            self._uploads_in_flight.add(upload_id)
+        parts: list[dict[str, Any]] = []
+        total = 0
+
+        def send(data: bytes) -> None:
+            number = len(parts) + 1
+            etag = self._client.upload_part(
+                Bucket=self.bucket, Key=s3_key, UploadId=upload_id, PartNumber=number, Body=data
+            )["ETag"]
+            parts.append({"PartNumber": number, "ETag": etag})
+
+        try:
+            for chunk in rest:
+                buffer += chunk
+                while len(buffer) >= self.part_bytes:
+                    send(bytes(buffer[: self.part_bytes]))
+                    total += self.part_bytes
+                    del buffer[: self.part_bytes]
+            if buffer or not parts:
+                send(bytes(buffer))
+                total += len(buffer)
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket, Key=s3_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+            return total
+        except BaseException:
+            self._abort(s3_key, upload_id)
+            raise
+        finally:
+            with self._lock:
+                self._uploads_in_flight.discard(upload_id)
+
+    def _abort(self, s3_key: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=s3_key, UploadId=upload_id)
+        except (ClientError, BotoCoreError) as exc:
+            # The parts stay until sweep() or the lifecycle rule aborts them; say so.
+            log.warning("s3: could not abort multipart upload %s of %s: %s", upload_id, s3_key, exc)
+
+    def _head(self, s3_key: str) -> dict[str, Any] | None:
+        try:
+            return self._client.head_object(Bucket=self.bucket, Key=s3_key)
+        except ClientError as exc:
+            if _is_not_found(exc):
+                return None
+            raise
+
+    def _remaining_life(self, response: dict[str, Any], what: str) -> float:
+        """Seconds left before the object's stamp; Expired if none (a missing or unreadable
+        stamp counts as expired, as it does for sweep)."""
+        expires_at = _parse_float((response.get("Metadata") or {}).get(EXPIRES_META))
+        remaining = None if expires_at is None else expires_at - expiry_clock()
+        if remaining is None or remaining <= 0:
+            raise Expired(f"s3: {what}: the object's TTL has passed")
+        return remaining
+
+    def _check_session_file_count(self, key: Key) -> None:
+        """Per-session file quota for direct uploads, counted from the bucket listing."""
+        limit = self.quota.files_per_session
+        if limit is None:
+            return
+        keys = {obj["Key"] for obj in self._list_objects(f"{self.prefix}/{key.session_id}/")}
+        if self._key(key) not in keys and len(keys) >= limit:
+            raise QuotaExceeded(
+                f"s3: session {key.session_id!r} already has {len(keys)} files "
+                f"(limit {limit} per session)"
+            )
+
+    def _list_objects(self, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def _list_uploads(self) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}/"):
+            yield from page.get("Uploads", [])
+
+    def _parts_bytes(self, upload: dict[str, Any]) -> int:
+        paginator = self._client.get_paginator("list_parts")
+        try:
+            return sum(
+                part["Size"]
+                for page in paginator.paginate(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                for part in page.get("Parts", [])
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return 0  # completed or aborted since the listing
+            raise
+
+
+# ----------------------------------------------------------------- signature probe
+
+
+def probe_signature_enforcement(store: S3Store, expiry_wait_s: float = 2.0) -> dict[str, Any]:
+    """Send presigned requests the endpoint should refuse and report what it did.
+
+    Requests: a valid presigned GET (control), the same URL with a tampered signature, the
+    URL's signature used for another key, an expired URL; a valid presigned POST (control),
+    a POST over its ``content-length-range``, a POST with a tampered signature and one aimed
+    at another key. Returns ``{"endpoint", "service", "emulated", "requests", "checks",
+    "evidence"}``; each check is ``pass``, ``fail`` or ``not_verifiable``. When the endpoint
+    accepts a tampered signature, nothing else about presigned URLs (expiry, key scope,
+    POST policy) can be verified there: those checks are ``not_verifiable``, never ``pass``.
+    Everything the probe writes is deleted before it returns.
+    """
+    session = f"probe-{uuid.uuid4().hex[:16]}"
+    service = store.service()
+    observed: dict[str, dict[str, Any]] = {}
+
+    def record(name: str, response: requests.Response, accepted: bool) -> None:
+        observed[name] = {"status": response.status_code, "accepted": accepted}
+
+    try:
+        store.put(session, "probe", b"probe-target", ttl_s=300)
+        store.put(session, "other", b"probe-other", ttl_s=300)
+        url = store.presign_download(session, "probe", 60)
+        response = requests.get(url, timeout=READ_TIMEOUT_S)
+        record("get_valid", response, response.ok and response.content == b"probe-target")
+        response = requests.get(_tamper_signature(url), timeout=READ_TIMEOUT_S)
+        record("get_tampered_signature", response, response.ok)
+        other_path = urlsplit(store.presign_download(session, "other", 60)).path
+        response = requests.get(urlunsplit(urlsplit(url)._replace(path=other_path)), timeout=READ_TIMEOUT_S)
+        record("get_other_key", response, response.ok and response.content == b"probe-other")
+        expired_url = store.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": store.bucket, "Key": store.object_key(session, "probe")},
+            ExpiresIn=1,
+        )
+        signed_at = datetime.strptime(
+            dict(parse_qsl(urlsplit(expired_url).query))["X-Amz-Date"], "%Y%m%dT%H%M%SZ"
+        ).replace(tzinfo=UTC)
+        time.sleep(expiry_wait_s)
+        response = requests.get(expired_url, timeout=READ_TIMEOUT_S)
+        record("get_expired", response, response.ok)
+        server_date = response.headers.get("Date")
+        observed["get_expired"]["server_clock_past_expiry"] = bool(
+            server_date and parsedate_to_datetime(server_date) > signed_at + timedelta(seconds=1)
+        )
+
+        form = store.presign_upload(session, "upload", ttl_s=60, max_bytes=16)
+        response = _post(form, form["fields"], b"x" * 8)
+        record("post_valid", response, response.ok and store._head(form["fields"]["key"]) is not None)
+        store.delete(session, "upload")
+        response = _post(form, form["fields"], b"x" * 64)
+        record("post_over_size", response, response.ok)
+        store.delete(session, "upload")
+        tampered = dict(form["fields"], **{"x-amz-signature": _flip_hex(form["fields"]["x-amz-signature"])})
+        response = _post(form, tampered, b"x" * 8)
+        record("post_tampered_signature", response, response.ok)
+        store.delete(session, "upload")
+        elsewhere = store.object_key(session, "elsewhere")
+        response = _post(form, dict(form["fields"], key=elsewhere), b"x" * 8)
+        record("post_other_key", response, response.ok and store._head(elsewhere) is not None)
+    finally:
+        try:
+            store.delete_session(session)
+        except StoreError as exc:
+            log.warning("s3 probe: could not delete probe session %s: %s", session, exc)
+
+    checks, evidence = _judge(observed, service.emulated)
+    return {
+        "endpoint": store.endpoint_url,
+        "service": service.name,
+        "emulated": service.emulated,
+        "requests": observed,
+        "checks": checks,
+        "evidence": evidence,
+    }
+
+
+def _judge(observed: dict[str, dict[str, Any]], emulated: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """Turn the probe's observations into pass / fail / not_verifiable with evidence."""
+    checks: dict[str, str] = {}
+    evidence: dict[str, str] = {}
+
+    def status(name: str) -> str:
+        item = observed[name]
+        return f"{name}: HTTP {item['status']} ({'accepted' if item['accepted'] else 'refused'})"
+
+    def judge_family(family: str, valid: str, tampered: str, others: dict[str, str]) -> None:
+        if not observed[valid]["accepted"]:
+            for check in (f"{family}_signature", *others):
+                checks[check] = "not_verifiable"
+                evidence[check] = f"the endpoint refused even a valid request: {status(valid)}"
+            return
+        signature_check = f"{family}_signature"
+        if observed[tampered]["accepted"]:
+            # An emulator that skips signatures says nothing about S3; a real endpoint that
+            # does is a real failure.
+            checks[signature_check] = "not_verifiable" if emulated else "fail"
+            for check in others:
+                checks[check] = "not_verifiable"
+                evidence[check] = (
+                    f"the endpoint accepted a tampered signature ({status(tampered)}), so it "
+                    f"checks nothing a signature protects; {status(others[check])}"
+                )
+        else:
+            checks[signature_check] = "pass"
+            for check, name in others.items():
+                checks[check] = "fail" if observed[name]["accepted"] else "pass"
+                evidence[check] = f"{status(name)}; control {status(valid)}"
+        evidence[signature_check] = f"{status(tampered)}; control {status(valid)}"
+
+    judge_family(
+        "presigned_get",
+        "get_valid",
+        "get_tampered_signature",
+        {"presigned_get_expiry": "get_expired", "presigned_get_key_scope": "get_other_key"},
+    )
+    judge_family(
+        "presigned_post",
+        "post_valid",
+        "post_tampered_signature",
+        {"presigned_post_size_limit": "post_over_size", "presigned_post_key_scope": "post_other_key"},
+    )
+    expired = observed["get_expired"]
+    if checks["presigned_get_expiry"] == "fail" and not expired["server_clock_past_expiry"]:
+        checks["presigned_get_expiry"] = "not_verifiable"
+        evidence["presigned_get_expiry"] += "; the server's clock had not passed the expiry yet"
+    return checks, evidence
+
+
+# ---------------------------------------------------------------------- small helpers
+
+
+class _BodyReader(io.RawIOBase):
+    """A botocore StreamingBody as a plain binary stream (read(-1) reads to the end)."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._body.read(None if size is None or size < 0 else size)
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._body.close()
+        finally:
+            super().close()
+
+
+def _is_not_found(exc: ClientError) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+
+
+def _stamp(seconds: float) -> str:
+    return f"{seconds:.3f}"
+
+
+def _parse_float(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _parse_int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _flip_hex(signature: str) -> str:
+    return signature[:-1] + ("0" if signature[-1] != "0" else "1")
+
+
+def _tamper_signature(url: str) -> str:
+    parts = urlsplit(url)
+    query = [
+        (name, _flip_hex(value) if name == "X-Amz-Signature" else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _post(form: dict[str, Any], fields: dict[str, str], payload: bytes) -> requests.Response:
+    return requests.post(
+        form["url"], data=fields, files={"file": ("probe.bin", payload)}, timeout=READ_TIMEOUT_S
+    )
