@@ -1,0 +1,611 @@
+"""The ``security`` scenario: probes of one store, each a named finding with its evidence.
+
+Every probe returns a :class:`Finding` whose ``verdict`` is ``pass``, ``fail``,
+``not_verifiable`` (this environment cannot prove it, e.g. moto does not encrypt) or
+``not_applicable`` (the strategy has no such surface). Findings become tidy rows with
+``metric="finding"``, ``operation=<probe name>``, ``outcome=<verdict>``, ``value`` 1.0 for
+pass and 0.0 otherwise, and the evidence text in ``params["evidence"]``. Probes with counts
+also emit count rows (``outcome="all"``).
+
+Probes (``PROBES``): ``plaintext_at_rest``, ``plaintext_in_snapshot``, ``permissions``,
+``guessable_names``, ``hostile_keys``, ``ttl_on_read``, ``cross_session``,
+``presigned_scope``, ``presigned_expiry``, ``cookie_readable``, ``transport``.
+
+Each probe leaves the store as it found it (it deletes what it wrote). Probes that need a
+scratch area (hostile keys on a filesystem store) are given one by the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import secrets
+import shutil
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backends.base import Expired, InvalidKey, NotFound, Store, StoreError
+from scenarios.hostile_keys import HostileKey, families, hostile_keys
+from scenarios.medium import FileMedium, medium_of
+
+log = logging.getLogger(__name__)
+
+PROBES: tuple[str, ...] = (
+    "plaintext_at_rest",
+    "plaintext_in_snapshot",
+    "permissions",
+    "guessable_names",
+    "hostile_keys",
+    "ttl_on_read",
+    "cross_session",
+    "presigned_scope",
+    "presigned_expiry",
+    "cookie_readable",
+    "transport",
+)
+
+CANARY_BYTES = 64 * 1024
+HOSTILE_MAX_DEPTH = 3
+PROBE_TTL_S = 60.0
+"""TTL of what the probes write: long enough to outlive the probe, short if one is killed."""
+
+
+@dataclass
+class Finding:
+    """One probe's verdict, its evidence, and any counts it measured."""
+
+    probe: str
+    verdict: str
+    evidence: str
+    counts: dict[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self, stamp: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        """Tidy rows through a ``scenarios.core.RowStamp`` (one finding row + count rows)."""
+        base = dict(params or {})
+        out = [
+            stamp.row(
+                self.probe,
+                self.verdict,
+                "finding",
+                1.0 if self.verdict == "pass" else 0.0,
+                "verdict",
+                {**base, "evidence": self.evidence, **self.details},
+            )
+        ]
+        for name, value in self.counts.items():
+            out.append(stamp.row(self.probe, "all", name, value, "count", base))
+        return out
+
+
+# ----------------------------------------------------------------------------- canary
+
+
+def make_canary(seed: int = 0, size: int = CANARY_BYTES) -> bytes:
+    """A canary file: a text marker then seeded random bytes.
+
+    Random bytes do not compress, so a medium that compresses (an RDB snapshot's LZF) still
+    holds them verbatim when it does not encrypt.
+    """
+    marker = f"TEMPBENCH-CANARY-{seed:08d}-".encode()
+    return marker + random.Random(seed).randbytes(size - len(marker))
+
+
+def canary_needles(canary: bytes, width: int = 48) -> list[bytes]:
+    """Windows of the canary spread over its length; finding any one means plaintext."""
+    step = max(1, (len(canary) - width) // 4)
+    return [canary[i : i + width] for i in range(0, len(canary) - width + 1, step)]
+
+
+def find_canary(blobs: Iterator[tuple[str, bytes]], needles: list[bytes]) -> list[str]:
+    """Names of the blobs that contain any needle."""
+    return [name for name, data in blobs if any(n in data for n in needles)]
+
+
+# ------------------------------------------------------------------------------ probes
+
+
+def probe_plaintext_at_rest(store: Store, seed: int = 0) -> Finding:
+    """Store a canary, then scan the raw medium for its bytes."""
+    probe = "plaintext_at_rest"
+    medium = medium_of(store)
+    if medium is None:
+        return Finding(probe, "not_applicable", f"{store.name}: no medium to scan (holds no data)")
+    canary = make_canary(seed)
+    sid = f"canary{secrets.token_hex(6)}"
+    store.put(sid, "original", canary, PROBE_TTL_S)
+    try:
+        found = find_canary(medium.blobs(), canary_needles(canary))
+        scanned = len(medium.names())
+    finally:
+        store.delete_session(sid)
+    where = medium.describe()
+    if found:
+        return Finding(
+            probe, "fail",
+            f"canary ({len(canary)} B) found in clear in {len(found)} of {scanned} objects "
+            f"of the {where}: {found[:3]}",
+            counts={"objects_with_plaintext": len(found)},
+        )
+    note = getattr(medium, "at_rest_note", None)
+    if note is not None:
+        verdict, text = note()
+        return Finding(probe, verdict, f"canary not found in the {where}; {text}")
+    return Finding(
+        probe, "pass", f"canary ({len(canary)} B) not found in any of {scanned} objects of the {where}"
+    )
+
+
+def probe_permissions(store: Store) -> Finding:
+    """File and directory modes under a filesystem store's root, and what others could do.
+
+    The verdict comes from the modes the store itself creates (they travel with the store to
+    any directory, /tmp included); the evidence adds what another user could do at this
+    location (parent directories may stop them) and, as root, an actual attempt as
+    ``nobody``.
+    """
+    probe = "permissions"
+    medium = medium_of(store)
+    if not isinstance(medium, FileMedium):
+        return Finding(
+            probe, "not_applicable",
+            f"{store.name}: no files on a local filesystem; access is the service's (see transport)",
+        )
+    sid = f"perm{secrets.token_hex(6)}"
+    store.put(sid, "original", b"permissions probe", PROBE_TTL_S)
+    try:
+        root = medium.root
+        entries = [root, *medium.paths()]
+        modes = {str(p): stat.S_IMODE(p.lstat().st_mode) for p in entries}
+        files = [p for p in entries if p.is_file()]
+        dirs = [p for p in entries if p.is_dir()]
+        readable = [p for p in files if modes[str(p)] & (stat.S_IROTH | stat.S_IRGRP)]
+        listable = [p for p in dirs if modes[str(p)] & (stat.S_IROTH | stat.S_IRGRP)]
+        reach = _others_can_traverse(root)
+        trial = _try_as_nobody(root, files[0] if files else None)
+    finally:
+        store.delete_session(sid)
+    shown = {os.path.relpath(k, root) if k != str(root) else ".": oct(v) for k, v in modes.items()}
+    lines = [f"modes under {root}: {json.dumps(shown)}"]
+    if readable:
+        lines.append(f"{len(readable)} of {len(files)} files readable by group/others")
+    if listable:
+        lines.append(f"{len(listable)} of {len(dirs)} directories listable by group/others")
+    lines.append(
+        "here, others " + ("can" if reach else "cannot") + " traverse the parent directories"
+        + ("" if reach else " (a parent stops them; the store's own modes would not)")
+    )
+    if trial is not None:
+        lines.append(f"tried as nobody: {trial}")
+    verdict = "fail" if readable or listable else "pass"
+    return Finding(
+        probe, verdict, "; ".join(lines),
+        counts={"files_readable_by_others": len(readable), "dirs_listable_by_others": len(listable)},
+    )
+
+
+def probe_guessable_names(store: Store) -> Finding:
+    """Do names on the medium contain the session id (listing reveals who uploaded what)?"""
+    probe = "guessable_names"
+    medium = medium_of(store)
+    if medium is None or medium.kind == "cookie":
+        return Finding(probe, "not_applicable", f"{store.name}: no shared medium to list")
+    sid = f"guess{secrets.token_hex(8)}"
+    store.put(sid, "original", b"guessable names probe", PROBE_TTL_S)
+    try:
+        names = medium.names()
+    finally:
+        store.delete_session(sid)
+    revealing = [n for n in names if sid in n]
+    if revealing:
+        return Finding(
+            probe, "fail",
+            f"{len(revealing)} name(s) on the {medium.describe()} contain the session id "
+            f"{sid!r}: {revealing[:3]}",
+            counts={"names_with_session_id": len(revealing)},
+        )
+    return Finding(
+        probe, "pass",
+        f"none of {len(names)} name(s) on the {medium.describe()} contain the session id; "
+        f"e.g. {names[:2]}",
+        counts={"names_with_session_id": 0},
+    )
+
+
+def probe_hostile_keys(
+    store: Store, sandbox: Path | None = None, count: int = 512, seed: int = 0
+) -> Finding:
+    """Try ``count`` generated hostile keys: put, get, open, delete, delete_session.
+
+    Counted: keys tried; keys that escaped (a filesystem entry appeared outside the
+    store's root, or an object appeared on the medium and stayed there); keys on which an
+    operation raised anything but ``InvalidKey``; keys the store accepted at all.
+    For a filesystem store ``sandbox`` must contain the root at least four levels down:
+    traversal keys are bounded so they can only land inside the sandbox.
+    """
+    probe = "hostile_keys"
+    medium = medium_of(store)
+    root = medium.root if isinstance(medium, FileMedium) else None
+    if root is not None:
+        sandbox = _checked_sandbox(root, sandbox)
+    keys = hostile_keys(count, seed=seed, sandbox=str(sandbox) if sandbox else None,
+                        max_depth=HOSTILE_MAX_DEPTH)
+    before_outside = _outside_entries(sandbox, root) if sandbox else set()
+    before_medium = set(medium.names()) if medium is not None else set()
+    accepted: dict[str, list[str]] = {}
+    wrong: dict[str, list[str]] = {}
+    payload = b"hostile key probe"
+
+    def attempt(key: HostileKey, operation: str, call: Callable[[], object]) -> None:
+        label = f"{key.family}:{key.session_id!r}/{key.kind!r}"
+        try:
+            call()
+        except InvalidKey:
+            return
+        except Exception as exc:  # the probe counts what a store must never raise
+            wrong.setdefault(label, []).append(f"{operation} raised {type(exc).__name__}")
+            return
+        accepted.setdefault(label, []).append(operation)
+
+    # Every put first, then look for escapes: a later delete would hide them again.
+    for key in keys:
+        attempt(key, "put", lambda k=key: store.put(k.session_id, k.kind, payload, PROBE_TTL_S))
+    escaped: list[str] = []
+    if sandbox is not None:
+        new = sorted(_outside_entries(sandbox, root) - before_outside)
+        escaped.extend(str(p) for p in new)
+        _remove_new_entries(new)
+    for key in keys:
+        attempt(key, "get", lambda k=key: store.get(k.session_id, k.kind))
+        attempt(key, "open", lambda k=key: store.open(k.session_id, k.kind).close())
+        attempt(key, "delete", lambda k=key: store.delete(k.session_id, k.kind))
+        if key.session_hostile:  # else the session id is a valid one: nothing to refuse
+            attempt(key, "delete_session", lambda k=key: store.delete_session(k.session_id))
+    if medium is not None and root is None:
+        left = sorted(set(medium.names()) - before_medium)
+        escaped.extend(f"left on the medium: {n}" for n in left)
+    wrong_list = [f"{label} ({', '.join(ops)})" for label, ops in wrong.items()]
+    accepted_list = [f"{label} ({', '.join(ops)})" for label, ops in accepted.items()]
+    counts = {
+        "keys_tried": len(keys),
+        "escaped_entries": len(escaped),
+        "keys_wrong_error": len(wrong),
+        "keys_accepted": len(accepted),
+    }
+    summary = (
+        f"{len(keys)} hostile keys tried ({json.dumps(families(keys), sort_keys=True)}), "
+        f"up to 5 operations each; entries created outside the root: {len(escaped)}; raised other than InvalidKey: "
+        f"{len(wrong)}; accepted: {len(accepted)}"
+    )
+    examples = escaped[:3] + wrong_list[:3] + accepted_list[:3]
+    verdict = "fail" if escaped or wrong or accepted else "pass"
+    return Finding(probe, verdict, summary + (f"; e.g. {examples}" if examples else ""), counts)
+
+
+class TtlProbe:
+    """Expired data must never be returned, before or after ``sweep()``.
+
+    Two phases so the wait overlaps other probes: :meth:`start` stores a file with a short
+    TTL, :meth:`finish` waits until it is past its TTL, then reads it (``get`` and ``open``)
+    before and after a sweep.
+    """
+
+    probe = "ttl_on_read"
+
+    def __init__(self, store: Store, ttl_s: float = 1.0, margin_s: float = 1.1) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.margin_s = margin_s
+        self.sid = f"ttl{secrets.token_hex(6)}"
+        self.payload = b"ttl probe " + secrets.token_bytes(32)
+        self._due = 0.0
+
+    def start(self) -> None:
+        self.store.put(self.sid, "original", self.payload, self.ttl_s)
+        self._due = time.monotonic() + self.ttl_s + self.margin_s
+
+    def finish(self) -> Finding:
+        time.sleep(max(0.0, self._due - time.monotonic()))
+        try:
+            before = self._read()
+            self.store.sweep()
+            after = self._read()
+        finally:
+            with contextlib.suppress(StoreError):
+                self.store.delete_session(self.sid)
+        returned = [phase for phase, result in (("before sweep", before), ("after sweep", after))
+                    if result == "returned the data"]
+        evidence = (
+            f"read {self.margin_s:.1f} s past a {self.ttl_s:.1f} s TTL: before sweep {before}; "
+            f"after sweep {after}"
+        )
+        return Finding(self.probe, "fail" if returned else "pass", evidence,
+                       details={"before_sweep": before, "after_sweep": after})
+
+    def _read(self) -> str:
+        outcomes = []
+        for read in (lambda: self.store.get(self.sid, "original"),
+                     lambda: _read_stream(self.store, self.sid, "original")):
+            try:
+                data = read()
+            except (Expired, NotFound) as exc:
+                outcomes.append(type(exc).__name__)
+                continue
+            except StoreError as exc:
+                outcomes.append(f"{type(exc).__name__}")
+                continue
+            outcomes.append("returned the data" if data == self.payload else "returned other bytes")
+        if "returned the data" in outcomes:
+            return "returned the data"
+        return "/".join(sorted(set(outcomes)))
+
+
+def probe_ttl_on_read(store: Store, ttl_s: float = 1.0) -> Finding:
+    probe = TtlProbe(store, ttl_s)
+    probe.start()
+    return probe.finish()
+
+
+def probe_cross_session(store: Store) -> Finding:
+    """Sessions whose keys look alike must never see or delete each other's files.
+
+    Pairs: ``(A, "x_original")`` against ``(A_x, "original")`` (and with ``-``), which
+    collide when a store joins session and kind with the same character they may
+    contain; ``A`` against ``A`` upper-cased (case-folding media); ``delete_session(A)``
+    against session ``A`` + suffix (prefix globbing).
+    """
+    probe = "cross_session"
+    base = f"x{secrets.token_hex(5)}"
+    pairs = [
+        ((base, "x_original"), (f"{base}_x", "original")),
+        ((base, "x-original"), (f"{base}-x", "original")),
+        ((base, "original"), (base.upper(), "original")),
+        ((base, "original"), (f"{base}0", "original")),
+    ]
+    leaks: list[str] = []
+    tried = 0
+    for (sa, ka), (sb, kb) in pairs:
+        da, db = b"A:" + secrets.token_bytes(24), b"B:" + secrets.token_bytes(24)
+        try:
+            store.put(sa, ka, da, PROBE_TTL_S)
+            store.put(sb, kb, db, PROBE_TTL_S)
+            tried += 1
+            got_a, got_b = _get_or_none(store, sa, ka), _get_or_none(store, sb, kb)
+            if got_a != da:
+                leaks.append(f"{sa}/{ka} read {'B' if got_a == db else 'other'} bytes")
+            if got_b != db:
+                leaks.append(f"{sb}/{kb} read {'A' if got_b == da else 'other'} bytes")
+            store.delete_session(sa)
+            if _get_or_none(store, sb, kb) != db:
+                leaks.append(f"delete_session({sa!r}) removed {sb}/{kb}")
+        except StoreError as exc:
+            leaks.append(f"{sa}/{ka} vs {sb}/{kb}: {type(exc).__name__}: {exc}")
+        finally:
+            for sid in (sa, sb):
+                with contextlib.suppress(StoreError):
+                    store.delete_session(sid)
+    evidence = (
+        f"{tried} look-alike session pairs through the API (separator, case, prefix): "
+        + ("; ".join(leaks) if leaks else "each session read only its own bytes, and "
+           "delete_session removed only its own files")
+    )
+    return Finding(probe, "fail" if leaks else "pass", evidence,
+                   counts={"cross_session_reads": len(leaks)})
+
+
+def probe_presigned(store: Store) -> list[Finding]:
+    """Presigned URLs: scope (a URL for A's file must not fetch B's) and expiry.
+
+    Only an endpoint that checks signatures can prove either; moto accepts tampered and
+    expired URLs (FACTS.md), so against it both are ``not_verifiable``.
+    """
+    presign = getattr(store, "presign_download", None)
+    if presign is None:
+        text = f"{store.name}: no presigned URLs"
+        return [Finding("presigned_scope", "not_applicable", text),
+                Finding("presigned_expiry", "not_applicable", text)]
+    return _presigned_findings(store)
+
+
+def probe_cookie_readable(store: Store) -> Finding:
+    """Can the client recover the file from the cookie without the server's secret?"""
+    probe = "cookie_readable"
+    decode = getattr(store, "client_view", None)
+    if store.name != "cookie" or decode is None:
+        return Finding(probe, "not_applicable", f"{store.name}: files do not travel in a cookie")
+    return _cookie_finding(store)
+
+
+def probe_transport(store: Store) -> Finding:
+    """Is the way to the medium authenticated and encrypted, per the actual configuration?"""
+    probe = "transport"
+    medium = medium_of(store)
+    describe = getattr(medium, "transport", None)
+    if describe is None:
+        kind = medium.kind if medium else "none"
+        return Finding(probe, "not_applicable",
+                       f"{store.name}: no network between the app and its medium ({kind})")
+    verdict, evidence = describe()
+    return Finding(probe, verdict, evidence)
+
+
+# ------------------------------------------------------------------------- scenario
+
+
+def run_probes(
+    store: Store,
+    sandbox: Path | None = None,
+    snapshot_store: Callable[[], Any] | None = None,
+    hostile_count: int = 512,
+    ttl_s: float = 1.0,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> list[Finding]:
+    """Run every probe against ``store`` and return the findings, in ``PROBES`` order.
+
+    ``snapshot_store`` (optional) builds a context manager yielding ``(store, rdb_path,
+    save)`` against a Redis server started with snapshots, for ``plaintext_in_snapshot``.
+    ``progress(name)`` is called as each probe finishes.
+    """
+    done = progress or (lambda name: None)
+    ttl = TtlProbe(store, ttl_s)
+    ttl.start()  # its wait overlaps the other probes
+    findings: list[Finding] = []
+
+    def run(fn: Callable[[], Finding | list[Finding]]) -> None:
+        result = fn()
+        for finding in result if isinstance(result, list) else [result]:
+            findings.append(finding)
+            done(finding.probe)
+
+    run(lambda: probe_plaintext_at_rest(store, seed))
+    run(lambda: probe_plaintext_in_snapshot(store, snapshot_store, seed))
+    run(lambda: probe_permissions(store))
+    run(lambda: probe_guessable_names(store))
+    run(lambda: probe_cross_session(store))
+    run(lambda: probe_presigned(store))
+    run(lambda: probe_cookie_readable(store))
+    run(lambda: probe_transport(store))
+    run(ttl.finish)
+    # last: a store that lets hostile keys through may delete other probes' files
+    run(lambda: probe_hostile_keys(store, sandbox, hostile_count, seed))
+    return [f for name in PROBES for f in findings if f.probe == name]
+
+
+def probe_plaintext_in_snapshot(
+    store: Store, snapshot_store: Callable[[], Any] | None, seed: int = 0
+) -> Finding:
+    """Does a Redis server with a stock snapshot schedule put the file in ``dump.rdb``?"""
+    probe = "plaintext_in_snapshot"
+    medium = medium_of(store)
+    if medium is None or medium.kind != "redis":
+        return Finding(probe, "not_applicable", f"{store.name}: no Redis snapshot involved")
+    if snapshot_store is None:
+        return Finding(probe, "not_verifiable", "no redis-server binary to start one with snapshots")
+    canary = make_canary(seed + 1)
+    sid = f"rdb{secrets.token_hex(6)}"
+    with snapshot_store() as (persistent, rdb_path, save):
+        persistent.put(sid, "original", canary, PROBE_TTL_S)
+        save()
+        data = Path(rdb_path).read_bytes()
+        persistent.delete_session(sid)
+    hits = sum(1 for n in canary_needles(canary) if n in data)
+    if hits:
+        return Finding(
+            probe, "fail",
+            f"redis-server with the stock snapshot schedule: after SAVE, {rdb_path} "
+            f"({len(data)} B) holds the canary in clear ({hits} of "
+            f"{len(canary_needles(canary))} probe windows found)",
+        )
+    return Finding(probe, "pass",
+                   f"after SAVE, {rdb_path} ({len(data)} B) does not hold the canary in clear")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _read_stream(store: Store, session_id: str, kind: str) -> bytes:
+    with store.open(session_id, kind) as stream:
+        return stream.read()
+
+
+def _get_or_none(store: Store, session_id: str, kind: str) -> bytes | None:
+    try:
+        return store.get(session_id, kind)
+    except (NotFound, Expired):
+        return None
+
+
+def _checked_sandbox(root: Path, sandbox: Path | None) -> Path:
+    if sandbox is None:
+        raise ValueError(
+            f"hostile keys on a filesystem store need a sandbox containing its root {root} "
+            f"at least {HOSTILE_MAX_DEPTH + 1} levels down"
+        )
+    sandbox, root = sandbox.resolve(), root.resolve()
+    depth = len(root.relative_to(sandbox).parts)  # raises ValueError when outside
+    if depth <= HOSTILE_MAX_DEPTH:
+        raise ValueError(f"store root {root} is only {depth} levels below sandbox {sandbox}")
+    return sandbox
+
+
+def _outside_entries(sandbox: Path, root: Path | None) -> set[Path]:
+    """Every path in the sandbox that is not the store's root or inside it."""
+    out: set[Path] = set()
+    root = root.resolve() if root is not None else None
+    for directory, dirs, files in os.walk(sandbox):
+        here = Path(directory)
+        if root is not None and (here == root or root in here.parents):
+            dirs[:] = []
+            continue
+        for name in (*dirs, *files):
+            path = here / name
+            if root is None or (path != root and root not in path.parents):
+                out.add(path)
+    # the directories leading to the root are the sandbox's scaffolding, not escapes
+    if root is not None:
+        out -= set(root.parents)
+    return out
+
+
+def _remove_new_entries(paths: list[Path]) -> None:
+    for path in sorted(paths, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+
+def _others_can_traverse(root: Path) -> bool:
+    """True when every parent directory of ``root`` lets others through (o+x)."""
+    for parent in root.resolve().parents:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            return False
+    return True
+
+
+def _try_as_nobody(root: Path, file: Path | None) -> str | None:
+    """As root: fork, drop to nobody, try to list ``root`` and read ``file``."""
+    if os.geteuid() != 0:
+        return None
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: no logging, no locks, only system calls, then _exit
+        result = {}
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            for name, action in (("list", lambda: os.listdir(root)),
+                                 ("read", lambda: open(file, "rb").read(1) if file else None)):
+                try:
+                    action()
+                    result[name] = "allowed"
+                except OSError as exc:
+                    result[name] = f"denied ({exc.strerror})"
+        except Exception as exc:  # noqa: BLE001 - report anything from the child
+            result["error"] = repr(exc)
+        os.write(write_fd, json.dumps(result).encode())
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        raw = pipe.read()
+    os.waitpid(pid, 0)
+    result = json.loads(raw or b"{}")
+    return ", ".join(f"{k} {v}" for k, v in result.items())
+
+
+def _presigned_findings(store: Store) -> list[Finding]:
+    raise NotImplementedError  # filled in with the s3 store's API
+
+
+def _cookie_finding(store: Store) -> Finding:
+    raise NotImplementedError  # filled in with the cookie store's API
