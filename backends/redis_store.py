@@ -1,0 +1,524 @@
+"""The ``redis`` strategy: the review's Redis-with-TTL proposal, on a real redis-server.
+
+Key scheme (the review's ``temp_file:{session}:{kind}``, with ``prefix`` = ``temp_file``):
+
+- ``{prefix}:{session}:{kind}`` — the file's *manifest*: a one-line header
+  ``TB1 <version> <chunks> <size>\\n`` followed, for files up to ``chunk_bytes``, by the bytes
+  themselves (inline, one key per file);
+- ``{prefix}:{session}:{kind}:{version}:{n}`` — chunk ``n`` of a larger file, written under a
+  fresh random ``version`` while the upload streams in;
+- ``{prefix}:{session}:_kinds`` — the session's index (a set of kinds) for
+  ``delete_session`` and the server-side files-per-session quota.
+
+Every key carries a TTL (``SET ... PX``): Redis itself ends the data. A large file becomes
+visible only when one Lua script checks the quota, aligns the TTL of all its chunks with the
+manifest's, swaps the manifest and drops the previous version's chunks, atomically — so a
+reader sees the old file or the new one, never a mix, and two app instances cannot overshoot
+the per-session file limit together. Chunking also keeps every value far below Redis's
+512 MiB per-value limit (``proto-max-bulk-len``).
+
+What Redis cannot tell: an expired key and an absent one look the same, so reads after the
+TTL raise ``NotFound``, not ``Expired``. Memory is the medium: ``maxmemory``, the eviction
+policy and RDB/AOF persistence (recorded in :meth:`RedisStore.service`) change what this
+store promises; a chunk evicted under an ``allkeys-*``/``volatile-*`` policy is reported as
+``CorruptData`` when read. The scripts compute chunk key names themselves, which a
+standalone server (or a primary with replicas) accepts and Redis Cluster would not.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from backends.base import (
+    BackendUnavailable,
+    Capabilities,
+    CorruptData,
+    Footprint,
+    Key,
+    MiB,
+    NotFound,
+    Quota,
+    QuotaExceeded,
+    ServiceInfo,
+    StorageFull,
+    Store,
+    StoreError,
+)
+from tempbench.services import RedisService, ServiceError, describe_redis_client, resolve_redis
+
+log = logging.getLogger(__name__)
+
+INDEX_SUFFIX = "_kinds"
+"""Index key suffix; kinds must start with a letter, so it can never collide with a kind."""
+
+HEADER_MAX = 256
+"""Bytes of a manifest read to parse its header (a header is well under 100 bytes)."""
+
+_READ_ATTEMPTS = 3
+"""How often ``get`` starts again when the file is replaced while it is being read."""
+
+# Publish (or, with mode 'check', only check the quota for) one file.
+# KEYS[1] manifest, KEYS[2] session index.
+# ARGV: mode, kind, files-per-session limit (0: none), manifest key prefix of the session,
+#       ttl_ms, manifest value, version, chunk count.
+_PUBLISH_LUA = """
+local kind, limit, base = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if limit > 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+  local live = 0
+  for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if member ~= kind then
+      if redis.call('EXISTS', base .. member) == 1 then
+        live = live + 1
+      else
+        redis.call('SREM', KEYS[2], member)
+      end
+    end
+  end
+  if live >= limit then return {'quota', live} end
+end
+if ARGV[1] == 'check' then return {'ok', 0} end
+local ttl, version, n = ARGV[5], ARGV[7], tonumber(ARGV[8])
+for i = 0, n - 1 do
+  if redis.call('PEXPIRE', KEYS[1] .. ':' .. version .. ':' .. i, ttl) == 0 then
+    return {'lost', i}
+  end
+end
+local old = redis.call('GETRANGE', KEYS[1], 0, 255)
+redis.call('SET', KEYS[1], ARGV[6], 'PX', ttl)
+redis.call('SADD', KEYS[2], kind)
+if redis.call('PTTL', KEYS[2]) < tonumber(ttl) then redis.call('PEXPIRE', KEYS[2], ttl) end
+local ov, on = string.match(old, '^TB1 (%S+) (%d+) ')
+if ov and ov ~= version then
+  for i = 0, tonumber(on) - 1 do redis.call('UNLINK', KEYS[1] .. ':' .. ov .. ':' .. i) end
+end
+return {'ok', 0}
+"""
+
+# Delete files with their chunks. KEYS[1] session index; ARGV[1] manifest key prefix of the
+# session; ARGV[2..] kinds to delete (none given: every kind in the index).
+_DELETE_LUA = """
+local kinds = {}
+if #ARGV > 1 then
+  for i = 2, #ARGV do kinds[#kinds + 1] = ARGV[i] end
+else
+  kinds = redis.call('SMEMBERS', KEYS[1])
+end
+local removed = 0
+for _, kind in ipairs(kinds) do
+  local key = ARGV[1] .. kind
+  local head = redis.call('GETRANGE', key, 0, 255)
+  if head ~= '' then
+    local v, n = string.match(head, '^TB1 (%S+) (%d+) ')
+    if v then
+      for i = 0, tonumber(n) - 1 do redis.call('UNLINK', key .. ':' .. v .. ':' .. i) end
+    end
+    redis.call('UNLINK', key)
+    removed = removed + 1
+  end
+  redis.call('SREM', KEYS[1], kind)
+end
+return removed
+"""
+
+
+class RedisStore(Store):
+    """Temporary files in Redis with a TTL on every key (see the module docstring).
+
+    Options: ``url`` (else :func:`tempbench.services.resolve_redis`: ``REDIS_URL``, a
+    private redis-server, or fakeredis), or a ready redis-py ``client``; ``prefix`` of every
+    key; ``chunk_bytes`` (files up to this size are one key); ``socket_timeout`` in seconds:
+    an unreachable or frozen server raises ``BackendUnavailable`` within it instead of hanging.
+    """
+
+    name = "redis"
+    capabilities = Capabilities(
+        native_ttl=True,
+        expires_on_read=True,
+        shared_across_instances=True,
+        encrypted_at_rest=False,
+        max_object_bytes=None,
+        ttl_granularity_s=0.001,
+        notes=(
+            "reads after the TTL raise NotFound: Redis cannot tell expired from absent",
+            "files above chunk_bytes are stored as chunk keys, so the 512 MiB per-value "
+            "limit (proto-max-bulk-len) is never reached",
+            "data lives in server RAM: maxmemory, eviction policy and RDB/AOF persistence "
+            "(see service detail) decide what the TTL promises; plaintext lands in dump.rdb "
+            "on a server that snapshots",
+        ),
+    )
+
+    def __init__(
+        self,
+        url: str | None = None,
+        client: redis.Redis | None = None,
+        prefix: str = "temp_file",
+        chunk_bytes: int = 1 * MiB,
+        socket_timeout: float = 2.0,
+        quota: Quota | None = None,
+    ) -> None:
+        super().__init__(quota)
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+        if not prefix or any(c in prefix for c in "*?[]\\"):
+            raise ValueError(f"prefix {prefix!r} must be non-empty and free of glob characters")
+        self.prefix = prefix
+        self.chunk_bytes = chunk_bytes
+        self.socket_timeout = socket_timeout
+        if client is not None:
+            self._service = describe_redis_client(client)
+            self._client = client
+        else:
+            try:
+                self._service = resolve_redis(url)
+            except ServiceError as exc:
+                raise BackendUnavailable(f"redis: no Redis to use: {exc}") from exc
+            self._client = self._service.client(
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                # One immediate retry on a broken connection reconnects after a server
+                # restart; timeouts are not retried, so a frozen server costs one timeout.
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            )
+        self._publish_script = self._client.register_script(_PUBLISH_LUA)
+        self._delete_script = self._client.register_script(_DELETE_LUA)
+
+    # ---- identity ---------------------------------------------------------------
+
+    def service(self) -> ServiceInfo:
+        detail = {
+            **self._service.detail,
+            "url": self._service.describe()["url"],
+            "prefix": self.prefix,
+            "chunk_bytes": self.chunk_bytes,
+            "socket_timeout_s": self.socket_timeout,
+        }
+        return ServiceInfo(name=self._service.name, emulated=self._service.emulated, detail=detail)
+
+    @property
+    def redis_service(self) -> RedisService:
+        """The resolved service (URL, server identity, and the private server if any)."""
+        return self._service
+
+    def close(self) -> None:
+        self._client.close()
+
+    def purge(self) -> int:
+        """Delete every key under this store's prefix (test and scenario cleanup); returns
+        how many keys were removed. SCAN, never KEYS: a shared server keeps serving."""
+        with self._typed_errors("purge"):
+            removed = 0
+            for batch in _batched(self._client.scan_iter(match=self._pattern(), count=1000), 500):
+                removed += self._client.unlink(*batch)
+            return removed
+
+    # ---- primitives -------------------------------------------------------------
+
+    def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int:
+        ttl_ms = max(1, round(ttl_s * 1000))
+        pieces = _rechunk(chunks, self.chunk_bytes)
+        first = next(pieces, b"")
+        second = next(pieces, None)
+        if second is None:  # fits in one value: header and bytes in the manifest itself
+            self._publish(key, _header("-", 0, len(first)) + first, "-", 0, ttl_ms)
+            return len(first)
+        if self.quota.files_per_session:
+            # Refuse before streaming megabytes the server-side quota would reject anyway.
+            self._publish(key, b"", "-", 0, ttl_ms, mode="check")
+        version = secrets.token_hex(8)
+        manifest = self._manifest_key(key)
+        attempted = 0
+        size = 0
+        try:
+            for piece in itertools.chain((first, second), pieces):
+                attempted += 1
+                self._client.set(f"{manifest}:{version}:{attempted - 1}", piece, px=ttl_ms)
+                size += len(piece)
+            self._publish(key, _header(version, attempted, size), version, attempted, ttl_ms)
+        except BaseException:
+            self._discard_chunks(manifest, version, attempted)
+            raise
+        return size
+
+    def _open(self, key: Key) -> BinaryIO:
+        head, body = self._read_manifest(key)
+        if head.chunks == 0:
+            return io.BytesIO(body)
+        return _ChunkReader(self, key, head)
+
+    def _read_all(self, key: Key) -> bytes:
+        for _ in range(_READ_ATTEMPTS):
+            head, body = self._read_manifest(key)
+            if head.chunks == 0:
+                return body
+            try:
+                data = b"".join(self._fetch_chunk(key, head, n) for n in range(head.chunks))
+            except _Replaced:
+                continue  # nothing returned yet: read the new version from the start
+            _check_size(key, head, len(data))
+            return data
+        raise StoreError(
+            f"redis: {key.session_id}/{key.kind} was replaced {_READ_ATTEMPTS} times while "
+            "being read"
+        )
+
+    def _delete(self, key: Key) -> bool:
+        removed = self._delete_script(
+            keys=[self._index_key(key.session_id)],
+            args=[self._session_base(key.session_id), key.kind],
+        )
+        return bool(removed)
+
+    def _delete_session(self, session_id: str) -> int:
+        return int(
+            self._delete_script(
+                keys=[self._index_key(session_id)], args=[self._session_base(session_id)]
+            )
+        )
+
+    def _sweep(self) -> Footprint:
+        return Footprint()  # Redis expires every key itself; there is nothing to sweep
+
+    def _footprint(self) -> Footprint:
+        """Files (manifests) plus orphaned chunk sets, and the server memory of every key
+        under the prefix (MEMORY USAGE; STRLEN on fakeredis, which has no MEMORY)."""
+        total = 0
+        files = 0
+        chunk_sets: set[tuple[str, str]] = set()  # (manifest key, version)
+        for batch in _batched(self._client.scan_iter(match=self._pattern(), count=1000), 500):
+            names = [k.decode() for k in batch]
+            total += sum(self._key_bytes(names))
+            for name in names:
+                parts = name[len(self.prefix) + 1 :].split(":")
+                if len(parts) == 2 and not parts[1].startswith("_"):
+                    files += 1
+                elif len(parts) == 4:
+                    chunk_sets.add((f"{self.prefix}:{parts[0]}:{parts[1]}", parts[2]))
+        return Footprint(objects=files + self._orphans(chunk_sets), bytes=total)
+
+    def _translate(self, exc: BaseException) -> StoreError | None:
+        where = self._service.describe()["url"]
+        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+            return BackendUnavailable(f"redis at {where}: {type(exc).__name__}: {exc}")
+        if isinstance(exc, redis.ResponseError) and "OOM" in str(exc):
+            return StorageFull(f"redis at {where}: out of memory (maxmemory reached): {exc}")
+        return None
+
+    # ---- helpers ------------------------------------------------------------------
+
+    def _session_base(self, session_id: str) -> str:
+        return f"{self.prefix}:{session_id}:"
+
+    def _manifest_key(self, key: Key) -> str:
+        return f"{self.prefix}:{key.session_id}:{key.kind}"
+
+    def _index_key(self, session_id: str) -> str:
+        return f"{self.prefix}:{session_id}:{INDEX_SUFFIX}"
+
+    def _pattern(self) -> str:
+        return f"{self.prefix}:*"
+
+    def _publish(
+        self, key: Key, value: bytes, version: str, chunks: int, ttl_ms: int, mode: str = "publish"
+    ) -> None:
+        limit = self.quota.files_per_session or 0
+        status, n = self._publish_script(
+            keys=[self._manifest_key(key), self._index_key(key.session_id)],
+            args=[mode, key.kind, limit, self._session_base(key.session_id), ttl_ms, value, version, chunks],
+        )
+        if status == b"quota":
+            raise QuotaExceeded(
+                f"session {key.session_id!r} already has {n} files on the server "
+                f"(limit {limit} per session)"
+            )
+        if status == b"lost":
+            raise StoreError(
+                f"redis: chunk {n} of {key.session_id}/{key.kind} vanished before the upload "
+                "finished (TTL shorter than the upload, or evicted); nothing was published"
+            )
+
+    def _discard_chunks(self, manifest: str, version: str, count: int) -> None:
+        """Remove the chunks of a failed put; if Redis is down, their TTL removes them."""
+        names = [f"{manifest}:{version}:{n}" for n in range(count)]
+        try:
+            for batch in _batched(names, 500):
+                self._client.unlink(*batch)
+        except redis.RedisError as exc:
+            log.warning(
+                "redis: could not remove %d chunks of a failed put under %s:%s (%s); "
+                "their TTL will", count, manifest, version, exc,
+            )
+
+    def _read_manifest(self, key: Key) -> tuple[_Header, bytes]:
+        value = self._client.get(self._manifest_key(key))
+        if value is None:
+            raise NotFound(
+                f"redis: nothing stored for {key.session_id}/{key.kind} (never stored, "
+                "deleted, or expired: Redis cannot tell these apart)"
+            )
+        head = _parse_header(value)
+        if head is None:
+            raise CorruptData(f"redis: manifest of {key.session_id}/{key.kind} has no valid header")
+        body = value[head.length :]
+        if head.chunks == 0:
+            _check_size(key, head, len(body))
+        return head, body
+
+    def _fetch_chunk(self, key: Key, head: _Header, n: int) -> bytes:
+        piece = self._client.get(f"{self._manifest_key(key)}:{head.version}:{n}")
+        if piece is not None:
+            return piece
+        current = self._client.getrange(self._manifest_key(key), 0, HEADER_MAX - 1)
+        now = _parse_header(current) if current else None
+        if now is None:
+            raise NotFound(
+                f"redis: {key.session_id}/{key.kind} expired or was deleted while being read"
+            )
+        if now.version != head.version:
+            raise _Replaced()
+        raise CorruptData(
+            f"redis: chunk {n} of {key.session_id}/{key.kind} is missing while its manifest "
+            "is present (evicted under the server's maxmemory-policy?)"
+        )
+
+    def _orphans(self, chunk_sets: set[tuple[str, str]]) -> int:
+        """Chunk sets no manifest points to (a put still streaming, or a crashed one)."""
+        if not chunk_sets:
+            return 0
+        ordered = sorted(chunk_sets)
+        pipe = self._client.pipeline(transaction=False)
+        for manifest, _ in ordered:
+            pipe.getrange(manifest, 0, HEADER_MAX - 1)
+        heads = [_parse_header(raw) if raw else None for raw in pipe.execute()]
+        return sum(
+            1 for (_, version), head in zip(ordered, heads, strict=True)
+            if head is None or head.version != version
+        )
+
+    def _key_bytes(self, names: list[str]) -> list[int]:
+        pipe = self._client.pipeline(transaction=False)
+        if self._service.emulated:
+            for name in names:
+                if name.endswith(INDEX_SUFFIX):
+                    pipe.smembers(name)
+                else:
+                    pipe.strlen(name)
+            sizes = pipe.execute()
+            return [sum(map(len, s)) if isinstance(s, set) else int(s or 0) for s in sizes]
+        for name in names:
+            pipe.memory_usage(name, samples=0)
+        return [int(n or 0) for n in pipe.execute()]  # None: the key expired meanwhile
+
+
+# ---------------------------------------------------------------------- value types
+
+
+@dataclass(frozen=True)
+class _Header:
+    version: str
+    chunks: int
+    size: int
+    length: int
+    """Bytes of the header line itself (where inline data starts)."""
+
+
+def _header(version: str, chunks: int, size: int) -> bytes:
+    return b"TB1 %s %d %d\n" % (version.encode(), chunks, size)
+
+
+def _parse_header(value: bytes) -> _Header | None:
+    end = value.find(b"\n", 0, HEADER_MAX)
+    if end < 0:
+        return None
+    fields = value[:end].split(b" ")
+    if len(fields) != 4 or fields[0] != b"TB1" or not fields[2].isdigit() or not fields[3].isdigit():
+        return None
+    return _Header(fields[1].decode(), int(fields[2]), int(fields[3]), end + 1)
+
+
+def _check_size(key: Key, head: _Header, got: int) -> None:
+    if got != head.size:
+        raise CorruptData(
+            f"redis: {key.session_id}/{key.kind} holds {got} bytes, its manifest says {head.size}"
+        )
+
+
+class _Replaced(Exception):
+    """The file was replaced by a newer version while it was being read."""
+
+
+class _ChunkReader(io.RawIOBase):
+    """Streams a chunked file one chunk at a time (one chunk in memory at most)."""
+
+    def __init__(self, store: RedisStore, key: Key, head: _Header) -> None:
+        self._store = store
+        self._key = key
+        self._head = head
+        self._next = 0
+        self._buf = b""
+        self._off = 0
+        self._seen = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            parts = [self._buf[self._off :]]
+            while self._load():
+                parts.append(self._buf)
+            self._off = len(self._buf)
+            return b"".join(parts)
+        if self._off >= len(self._buf) and not self._load():
+            return b""
+        out = self._buf[self._off : self._off + size]
+        self._off += len(out)
+        return out
+
+    def _load(self) -> bool:
+        """Fetch the next chunk into the buffer; False at the end of the file."""
+        if self._next >= self._head.chunks:
+            _check_size(self._key, self._head, self._seen)
+            return False
+        try:
+            self._buf = self._store._fetch_chunk(self._key, self._head, self._next)
+        except _Replaced:
+            raise NotFound(
+                f"redis: {self._key.session_id}/{self._key.kind} was replaced while being "
+                "read; open it again for the new version"
+            ) from None
+        self._off = 0
+        self._next += 1
+        self._seen += len(self._buf)
+        return True
+
+
+def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Re-cut a byte stream into pieces of exactly ``size`` bytes (the last may be shorter)."""
+    buf = bytearray()
+    for chunk in chunks:
+        if not buf and len(chunk) == size:
+            yield chunk  # the common case: the base already cuts 1 MiB pieces
+            continue
+        buf += chunk
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, n)):
+        yield batch
