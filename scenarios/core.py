@@ -127,6 +127,9 @@ HIST_HIGHEST_NS = 3600 * 10**9
 HIST_DIGITS = 3
 """Histogram range and precision: 1 ns to one hour at 3 significant digits."""
 
+EXAMPLES_KEPT = 3
+"""Error messages kept per operation x outcome, as evidence in the rows' params."""
+
 NS_PER_S = 1_000_000_000
 MB = 1_000_000
 
@@ -262,6 +265,8 @@ class Snapshot:
     peak_rss_bytes: int = 0
     processes: int = 1
     warmup_ops: int = 0
+    examples: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    """(operation, outcome) -> up to ``EXAMPLES_KEPT`` error messages (evidence)."""
 
 
 class Recorder:
@@ -279,6 +284,7 @@ class Recorder:
         self._hist: dict[tuple[str, str, str], HdrHistogram] = {}
         self._bytes: dict[tuple[str, str], int] = {}
         self._series: dict[tuple[int, str], list[int]] = {}
+        self._examples: dict[tuple[str, str], list[str]] = {}
         self._origin_ns: int | None = None
         self._measure_from_ns: int | None = None
         self._stopped_ns: int | None = None
@@ -346,12 +352,15 @@ class Recorder:
             error = exc
         end = self.clock()
         outcome = classify(error)
+        example = f"{type(error).__name__}: {error}" if error is not None else None
         if outcome == "ok" and verify is not None and not verify(value):
             outcome = "corrupt"
+            size = len(value) if isinstance(value, bytes | bytearray) else "?"
+            example = f"read-back check failed ({size} bytes returned)"
         if not nbytes and isinstance(value, bytes | bytearray):
             nbytes = len(value)
         self.record(operation, outcome, end - start, nbytes=nbytes, start_ns=start, end_ns=end,
-                    intended_start_ns=intended_start_ns)
+                    intended_start_ns=intended_start_ns, example=example)
         return OpResult(outcome, value, error, end - start)
 
     @contextmanager
@@ -375,8 +384,9 @@ class Recorder:
                         intended_start_ns=intended_start_ns)
             raise
         end = self.clock()
+        example = None if span.error is None else f"{type(span.error).__name__}: {span.error}"
         self.record(operation, span.outcome, end - start, nbytes=span.nbytes, start_ns=start,
-                    end_ns=end, intended_start_ns=intended_start_ns)
+                    end_ns=end, intended_start_ns=intended_start_ns, example=example)
 
     def record(
         self,
@@ -388,8 +398,12 @@ class Recorder:
         start_ns: int | None = None,
         end_ns: int | None = None,
         intended_start_ns: int | None = None,
+        example: str | None = None,
     ) -> None:
-        """Record one finished operation (ignored when it started during warm-up)."""
+        """Record one finished operation (ignored when it started during warm-up).
+
+        ``example`` is an error message kept (a few per operation x outcome) as evidence.
+        """
         end = self.clock() if end_ns is None else end_ns
         start = end - service_ns if start_ns is None else start_ns
         first = start if intended_start_ns is None else min(start, intended_start_ns)
@@ -406,6 +420,10 @@ class Recorder:
                 )
             key = (operation, outcome)
             self._bytes[key] = self._bytes.get(key, 0) + nbytes
+            if example is not None and outcome != "ok":
+                kept = self._examples.setdefault(key, [])
+                if len(kept) < EXAMPLES_KEPT:
+                    kept.append(example[:300])
             cell = self._series.setdefault((second, operation), [0, 0, 0])
             if outcome == "ok":
                 cell[0] += 1
@@ -442,6 +460,7 @@ class Recorder:
                 peak_rss_bytes=self.meter.peak_rss_bytes,
                 processes=1,
                 warmup_ops=self.warmup_ops,
+                examples={k: list(v) for k, v in self._examples.items()},
             )
             merged = list(self._merged)
         return merge_snapshots([own, *merged]) if merged else own
@@ -491,6 +510,9 @@ def merge_snapshots(snapshots: Iterable[Snapshot]) -> Snapshot:
         out.peak_rss_bytes += snap.peak_rss_bytes
         out.processes += snap.processes
         out.warmup_ops += snap.warmup_ops
+        for key, kept in snap.examples.items():
+            mine = out.examples.setdefault(key, [])
+            mine.extend(kept[: EXAMPLES_KEPT - len(mine)])
     out.histograms = {k: h.encode() for k, h in hists.items()}
     out.processes = max(out.processes, 1)
     return out
@@ -509,7 +531,8 @@ def summary_rows(
     """The tidy rows of one backend x scenario measurement (metric names in ``METRICS``).
 
     Per (operation, outcome): count, ops/s, MB/s, latency mean/p50/p95/p99/p99.9/max, and
-    the ``intended_latency_*`` set when an intended start was recorded. Per operation,
+    the ``intended_latency_*`` set when an intended start was recorded; the ``count`` row of
+    a failed outcome carries ``params["examples"]`` (error messages). Per operation,
     outcome ``all``: the total count. Overall (operation ``all``, top-level operations
     only): the total count, and ops/s and MB/s of ``ok`` operations (outcome ``ok``).
     Then the per-second series (``series=True``) and the harness's cost (operation and
@@ -526,7 +549,9 @@ def summary_rows(
         if latency == "service":
             counts[(operation, outcome)] = n
             nbytes = snapshot.nbytes.get((operation, outcome), 0)
-            rows.append(stamp.row(operation, outcome, "count", n, "ops", base))
+            examples = snapshot.examples.get((operation, outcome))
+            count_params = {**base, "examples": examples} if examples else base
+            rows.append(stamp.row(operation, outcome, "count", n, "ops", count_params))
             rows.append(stamp.row(operation, outcome, "ops_per_s", n / dur, "ops/s", base))
             rows.append(stamp.row(operation, outcome, "mb_per_s", nbytes / MB / dur, "MB/s", base))
             prefix = "latency"

@@ -1,0 +1,712 @@
+"""The ``load`` scenario: YCSB-style throughput and latency of every store.
+
+Closed loop (``target_rate`` absent): ``concurrency`` workers issue operations back to back.
+Open loop (``target_rate`` ops/s): operations are scheduled at fixed intended start times;
+latency is recorded both as service time and from the intended start, so a stall that
+delays later operations shows (coordinated omission). ``--processes N`` splits the workers
+over N spawned processes (for CPU-bound stores); their histograms are merged losslessly.
+``--find-max --slo 'p99<=200ms'`` steps the offered rate up until the SLO breaks.
+
+Operations (weights in the workload's ``[mix]``), on a session chosen uniformly or by a
+zipfian law among ``sessions`` preloaded ones:
+
+- ``upload``: put the session's ``original`` (overwrite), a payload of a size drawn from
+  ``[sizes]``;
+- ``download``: get the session's ``original`` and check its SHA-256 against what was
+  written (any payload that was committed or in flight during the read is acceptable;
+  anything else is ``corrupt``); a deleted file reads as ``not_found``;
+- ``delete``: delete the session's ``original`` (``not_found`` when already gone);
+- ``ecu_session``: the app's whole flow on a fresh session - upload ``original`` and
+  ``modified``, process (inline with ``tempbench.processing.process_session``, or
+  ``submit``/``wait`` on stores with ``capabilities.async_processing``), download
+  ``result`` (its SHA-256s of both inputs must match what was uploaded), delete the
+  session. Its steps are also recorded as ``ecu_session.upload`` ... ``ecu_session.delete``
+  (dotted names are excluded from the ``all`` aggregates).
+
+Every payload is unique per write (a shared body per size plus a trailer naming session,
+kind and write number), so a store that returns another key's file is caught. The ``null``
+store returns zeros: reads on harness stores are not verified (``params.verified``).
+
+Rows: the core's summary per operation x outcome (``scenarios.core.METRICS``), plus
+``harness_ceiling_ratio`` (this backend's ok ops/s over the null store's, same run), and
+with ``--find-max``: ``find_max_offered_rate``, ``find_max_achieved_rate``,
+``find_max_slo_latency``, ``find_max_error_share`` per step and ``max_rate_within_slo``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import itertools
+import logging
+import math
+import multiprocessing
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from backends import NotFound, Store
+from scenarios.core import (
+    ALL,
+    NS_PER_S,
+    Recorder,
+    Row,
+    Snapshot,
+    merge_snapshots,
+    merged_percentile_ms,
+    thread_cpu_s,
+)
+from scenarios.runner import ScenarioContext, StoreFactory
+from scenarios.workload import Workload, format_size
+
+log = logging.getLogger(__name__)
+
+CEILING_BACKEND = "null"
+PROCESS_START_TIMEOUT_S = 120.0
+
+
+class LoadScenario:
+    """See the module docstring."""
+
+    name = "load"
+
+    def prepare(self, ctx: ScenarioContext) -> None:
+        self.namespaces: list[str] = []
+
+    def run(self, ctx: ScenarioContext) -> Iterator[Row]:
+        if ctx.params.get("find_max"):
+            yield from self._find_max(ctx)
+            return
+        workload = ctx.workload
+        snapshot, info = self._measure(ctx, workload, progress=ctx.progress)
+        params = _row_params(ctx, workload, info)
+        yield from ctx.summarize(snapshot, params)
+        yield from _ceiling_rows(ctx, snapshot, params)
+
+    def cleanup(self, ctx: ScenarioContext) -> None:
+        # workers delete their sessions themselves; this catches what an interrupted or
+        # crashed worker left (sessions of every namespace this scenario used)
+        for namespace in self.namespaces:
+            for session_id in session_ids(namespace, ctx.workload.sessions):
+                _quiet(ctx.store.delete_session, session_id)
+
+    # ---- measuring ---------------------------------------------------------------
+
+    def _measure(
+        self,
+        ctx: ScenarioContext,
+        workload: Workload,
+        progress: Callable[[float, str], None],
+        label: str = "",
+    ) -> tuple[Snapshot, dict[str, Any]]:
+        processes = int(ctx.params.get("processes") or workload.processes or 1)
+        verify = returns_stored_bytes(ctx.store)
+        namespace = f"ld{len(self.namespaces)}"
+        if processes <= 1:
+            self.namespaces.append(namespace)
+            recorder = run_load(
+                ctx.store, workload, namespace=namespace, seed=ctx.seed, verify=verify,
+                stop=ctx.stop, progress=lambda f: progress(f, label or "load"),
+            )
+            snapshot = recorder.snapshot()
+        else:
+            names = [f"{namespace}p{i}" for i in range(processes)]
+            self.namespaces.extend(names)
+            snapshot = run_load_processes(
+                ctx.store_factory, workload, names, seed=ctx.seed, verify=verify,
+                stop=ctx.stop, progress=lambda f: progress(f, label or f"load x{processes} proc"),
+            )
+        info = {"processes": processes, "verified": verify}
+        if not verify:
+            info["verification_skipped"] = "the null store returns zeros on read (harness store)"
+        return snapshot, info
+
+    def _find_max(self, ctx: ScenarioContext) -> Iterator[Row]:
+        slo = parse_slo(ctx.params.get("slo") or "p99<=200ms")
+        fm = ctx.workload.find_max
+        rate = fm.start_rate
+        best: float | None = None
+        for step in range(fm.max_steps):
+            if ctx.stop.is_set():
+                break
+            workload = replace(ctx.workload, target_rate=rate, duration_s=fm.step_s,
+                               warmup_s=min(1.0, fm.step_s / 4))
+            fraction = step / fm.max_steps
+
+            def step_progress(f: float, note: str, _base: float = fraction) -> None:
+                ctx.progress(_base + f / fm.max_steps, note)
+
+            snapshot, info = self._measure(ctx, workload, step_progress, f"find-max {rate:.1f} ops/s")
+            verdict = judge_step(snapshot, rate, slo, fm.min_achieved_share)
+            params = {**_row_params(ctx, workload, info), "slo": slo.text, "find_max_step": step,
+                      "offered_rate": rate, "held": verdict.held, "why": verdict.why}
+            yield from ctx.summarize(snapshot, params, series=False)
+            outcome = "pass" if verdict.held else "fail"
+            yield ctx.row(ALL, outcome, "find_max_offered_rate", rate, "ops/s", params)
+            yield ctx.row(ALL, outcome, "find_max_achieved_rate", verdict.achieved, "ops/s", params)
+            if verdict.latency_ms is not None:
+                yield ctx.row(ALL, outcome, "find_max_slo_latency", verdict.latency_ms, "ms", params)
+            yield ctx.row(ALL, outcome, "find_max_error_share", verdict.error_share, "ratio", params)
+            if not verdict.held:
+                break
+            best = rate
+            rate *= fm.step_factor
+        params = {"slo": slo.text, "workload": ctx.workload.name,
+                  "evidence": "highest offered rate whose step met the SLO with <=1% errors "
+                              f"and >= {fm.min_achieved_share:.0%} of the rate achieved"}
+        yield ctx.row(ALL, "pass" if best else "fail", "max_rate_within_slo", best or 0.0,
+                      "ops/s", params)
+
+
+# ------------------------------------------------------------------------ the driver
+
+
+def returns_stored_bytes(store: Store) -> bool:
+    """False for the null store (and wrappers of it): its reads are zeros, not the data."""
+    while store is not None:
+        if store.name == CEILING_BACKEND:
+            return False
+        store = getattr(store, "inner", None)
+    return True
+
+
+def session_ids(namespace: str, sessions: int) -> list[str]:
+    """The session ids a load driver uses (``<namespace>-s<i>``)."""
+    return [f"{namespace}-s{i}" for i in range(sessions)]
+
+
+def run_load(
+    store: Store,
+    workload: Workload,
+    *,
+    namespace: str = "ld",
+    seed: int = 0,
+    verify: bool = True,
+    stop: threading.Event | None = None,
+    progress: Callable[[float], None] = lambda fraction: None,
+    threads: int | None = None,
+    start_barrier: Any = None,
+) -> Recorder:
+    """Preload, warm up, measure and clean up one load run in this process; the recorder."""
+    driver = LoadDriver(store, workload, namespace=namespace, seed=seed, verify=verify,
+                        stop=stop or threading.Event())
+    driver.preload()
+    try:
+        if start_barrier is not None:
+            start_barrier.wait(PROCESS_START_TIMEOUT_S)
+        driver.run(threads or workload.concurrency, progress)
+    finally:
+        driver.cleanup()
+    return driver.recorder
+
+
+@dataclass
+class _KeyState:
+    committed: bytes | None = None
+    """Digest of the last completed put (None: deleted or never written)."""
+    in_flight: dict[int, bytes] = field(default_factory=dict)
+    """Write number -> digest of puts not finished yet."""
+    started: list[bytes] = field(default_factory=list)
+    """Digest of every put started on this key, in order (a read may see any put that
+    started while it ran, even one that has been overwritten since)."""
+
+
+class Payloads:
+    """One body per size (and its modified twin), plus cheap per-write trailers.
+
+    A payload is ``body + trailer``; its SHA-256 is the body's precomputed hash state
+    extended with the trailer, so a unique payload costs no extra hashing of the body.
+    """
+
+    def __init__(self, sizes: list[tuple[int, float]], seed: int) -> None:
+        self.sizes = [size for size, _ in sizes]
+        self.weights = [weight for _, weight in sizes]
+        self.bodies: dict[int, bytes] = {}
+        self.modified: dict[int, bytes] = {}
+        self._hashes: dict[tuple[int, bool], Any] = {}
+        for size in self.sizes:
+            body = _ecu_image(size, seed)
+            modified = _ecu_modified(body, seed)
+            self.bodies[size], self.modified[size] = body, modified
+            self._hashes[(size, False)] = hashlib.sha256(body)
+            self._hashes[(size, True)] = hashlib.sha256(modified)
+
+    def pick_size(self, rng: random.Random) -> int:
+        return rng.choices(self.sizes, self.weights)[0]
+
+    def make(self, size: int, trailer: bytes, modified: bool = False) -> tuple[_Payload, bytes]:
+        """A stream of body + trailer and its SHA-256 digest."""
+        body = self.modified[size] if modified else self.bodies[size]
+        digest = self._hashes[(size, modified)].copy()
+        digest.update(trailer)
+        return _Payload(body, trailer), digest.digest()
+
+
+class LoadDriver:
+    """Drives one store from this process with worker threads; see :func:`run_load`."""
+
+    def __init__(self, store: Store, workload: Workload, *, namespace: str, seed: int,
+                 verify: bool, stop: threading.Event) -> None:
+        self.store = store
+        self.workload = workload
+        self.namespace = namespace
+        self.seed = seed
+        self.verify = verify
+        self.stop = stop
+        self.recorder = Recorder()
+        self.sessions = session_ids(namespace, workload.sessions)
+        self.payloads = Payloads(workload.sizes, seed)
+        self._keys = {sid: _KeyState() for sid in self.sessions}
+        self._lock = threading.Lock()
+        self._writes = itertools.count()
+        self._ecu_sessions = itertools.count()
+        self._chooser = _key_chooser(workload)
+        self._ops = list(workload.mix)
+        self._op_weights = [workload.mix[op] for op in self._ops]
+        self._async = bool(getattr(store.capabilities, "async_processing", False))
+
+    def preload(self) -> None:
+        """Write every session's ``original`` (not measured)."""
+        rng = random.Random(f"{self.seed}:{self.namespace}:preload")
+        for sid in self.sessions:
+            if self.stop.is_set():
+                return
+            self._upload(sid, self.payloads.pick_size(rng), measured=False)
+
+    def run(self, threads: int, progress: Callable[[float], None]) -> None:
+        w = self.workload
+        self.recorder.start(w.warmup_s)
+        begin = self.recorder.measure_from_ns - int(w.warmup_s * NS_PER_S)
+        deadline = self.recorder.measure_from_ns + int(w.duration_s * NS_PER_S)
+        schedule = _Schedule(begin, w.target_rate) if w.target_rate else None
+        workers = [
+            threading.Thread(target=self._worker, args=(i, deadline, schedule),
+                             name=f"load-{self.namespace}-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for t in workers:
+            t.start()
+        total = (deadline - begin) / NS_PER_S
+        while alive := [t for t in workers if t.is_alive()]:
+            progress(min(1.0, (self.recorder.clock() - begin) / NS_PER_S / total))
+            alive[0].join(timeout=0.2)
+        self.recorder.stop()
+        progress(1.0)
+
+    def cleanup(self) -> None:
+        for sid in self.sessions:
+            _quiet(self.store.delete_session, sid)
+
+    # ---- workers -----------------------------------------------------------------
+
+    def _worker(self, index: int, deadline: int, schedule: _Schedule | None) -> None:
+        rng = random.Random(f"{self.seed}:{self.namespace}:{index}")
+        cpu0 = thread_cpu_s()
+        clock = self.recorder.clock
+        try:
+            while not self.stop.is_set():
+                intended = None
+                if schedule is not None:
+                    intended = schedule.next()
+                    if intended >= deadline:
+                        break
+                    _sleep_until(intended, clock, self.stop)
+                elif clock() >= deadline:
+                    break
+                op = rng.choices(self._ops, self._op_weights)[0]
+                self._do(op, rng, index, intended)
+        except Exception:  # a harness bug must be visible, not a silently idle thread
+            log.exception("load worker %s crashed", index)
+            raise
+        finally:
+            self.recorder.add_thread_cpu(thread_cpu_s() - cpu0)
+
+    def _do(self, op: str, rng: random.Random, worker: int, intended: int | None) -> None:
+        if op == "ecu_session":
+            self._ecu_session(rng, worker, intended)
+            return
+        sid = self.sessions[self._chooser(rng)]
+        if op == "upload":
+            self._upload(sid, self.payloads.pick_size(rng), intended=intended)
+        elif op == "download":
+            self._download(sid, intended)
+        elif op == "delete":
+            self._delete(sid, intended)
+
+    def _upload(self, sid: str, size: int, *, measured: bool = True,
+                intended: int | None = None, operation: str = "upload") -> str:
+        number = next(self._writes)
+        stream, digest = self.payloads.make(size, _trailer(sid, "original", number))
+        state = self._keys[sid]
+        with self._lock:
+            state.in_flight[number] = digest
+            state.started.append(digest)
+        outcome = "error"
+        try:
+            if not measured:
+                self.store.put(sid, "original", stream, self.workload.ttl_s)
+                outcome = "ok"
+            else:
+                outcome = self.recorder.call(operation, self.store.put, sid, "original", stream,
+                                             self.workload.ttl_s, nbytes=stream.size,
+                                             intended_start_ns=intended).outcome
+        finally:
+            with self._lock:
+                # committed before leaving in_flight: a concurrent read always finds it
+                if outcome == "ok":
+                    state.committed = digest
+                del state.in_flight[number]
+        return outcome
+
+    def _download(self, sid: str, intended: int | None) -> None:
+        with self._lock:
+            state = self._keys[sid]
+            before = {state.committed, *state.in_flight.values()}
+            mark = len(state.started)
+
+        def check(data: bytes) -> bool:
+            if not self.verify:
+                return True
+            got = hashlib.sha256(data).digest()
+            with self._lock:
+                during = set(state.started[mark:])
+            return got in before or got in during
+
+        self.recorder.call("download", self.store.get, sid, "original",
+                           intended_start_ns=intended, verify=check)
+
+    def _delete(self, sid: str, intended: int | None) -> None:
+        def delete() -> None:
+            if not self.store.delete(sid, "original"):
+                raise NotFound(f"{sid}/original: nothing to delete")
+            with self._lock:
+                self._keys[sid].committed = None
+
+        self.recorder.call("delete", delete, intended_start_ns=intended)
+
+    def _ecu_session(self, rng: random.Random, worker: int, intended: int | None) -> None:
+        sid = f"{self.namespace}-ecu{worker}-{next(self._ecu_sessions)}"
+        size = self.payloads.pick_size(rng)
+        ttl = self.workload.ttl_s
+        rec = self.recorder
+        original, digest_o = self.payloads.make(size, _trailer(sid, "original", 0))
+        modified, digest_m = self.payloads.make(size, _trailer(sid, "modified", 0), modified=True)
+        with rec.span("ecu_session", intended_start_ns=intended) as span:
+            try:
+                for kind, stream in (("original", original), ("modified", modified)):
+                    res = rec.call("ecu_session.upload", self.store.put, sid, kind, stream, ttl,
+                                   nbytes=stream.size)
+                    span.nbytes += stream.size
+                    if not res.ok:
+                        span.outcome = res.outcome
+                        return
+                res = rec.call("ecu_session.process", self._process, sid, ttl)
+                if not res.ok:
+                    span.outcome = res.outcome
+                    return
+
+                def check(data: bytes) -> bool:
+                    return not self.verify or _result_matches(data, digest_o, digest_m)
+
+                res = rec.call("ecu_session.download", self.store.get, sid, "result",
+                               verify=check)
+                span.nbytes += len(res.value or b"")
+                span.outcome = res.outcome
+            finally:
+                res = rec.call("ecu_session.delete", self.store.delete_session, sid)
+                if span.outcome == "ok" and not res.ok:
+                    span.outcome = res.outcome
+
+    def _process(self, sid: str, ttl: float) -> None:
+        if self._async:
+            job = self.store.submit(sid, ttl)  # type: ignore[attr-defined]
+            self.store.wait(job, timeout=max(60.0, self.workload.duration_s))  # type: ignore[attr-defined]
+        else:
+            from tempbench.processing import process_session
+
+            process_session(self.store, sid, ttl)
+
+
+# ---------------------------------------------------------------------- processes
+
+
+def run_load_processes(
+    factory: StoreFactory,
+    workload: Workload,
+    namespaces: list[str],
+    *,
+    seed: int,
+    verify: bool,
+    stop: threading.Event,
+    progress: Callable[[float], None],
+) -> Snapshot:
+    """Run the load from ``len(namespaces)`` spawned processes, each with its own store.
+
+    Workers (``workload.concurrency``) are split over the processes; each process preloads
+    its own sessions; a barrier starts their measurement together; their snapshots are
+    merged losslessly.
+    """
+    mp = multiprocessing.get_context("spawn")
+    count = len(namespaces)
+    barrier = mp.Barrier(count)
+    mp_stop = mp.Event()
+    results = mp.Queue()
+    per_proc = [workload.concurrency // count + (1 if i < workload.concurrency % count else 0)
+                for i in range(count)]
+    rate = workload.target_rate / count if workload.target_rate else None
+    procs = [
+        mp.Process(target=_process_main, name=f"tempbench-load-{ns}",
+                   args=(factory, replace(workload, target_rate=rate), ns, seed + i, verify,
+                         max(1, per_proc[i]), barrier, mp_stop, results))
+        for i, ns in enumerate(namespaces)
+    ]
+    for p in procs:
+        p.start()
+    snapshots: list[Snapshot] = []
+    errors: list[str] = []
+    total = workload.warmup_s + workload.duration_s
+    started = time.monotonic()
+    while len(snapshots) + len(errors) < count:
+        if stop.is_set():
+            mp_stop.set()
+        progress(min(0.99, (time.monotonic() - started) / (total + 5)))
+        try:
+            kind, payload = results.get(timeout=0.5)
+        except Exception:  # queue.Empty: check the processes are still alive
+            if not any(p.is_alive() for p in procs) and results.empty():
+                errors.append("a load process exited without reporting")
+                break
+            continue
+        (snapshots if kind == "ok" else errors).append(payload)
+    for p in procs:
+        p.join(timeout=30)
+    if errors:
+        raise RuntimeError(f"load processes failed: {errors}")
+    progress(1.0)
+    return merge_snapshots(snapshots)
+
+
+def _process_main(factory: StoreFactory, workload: Workload, namespace: str, seed: int,
+                  verify: bool, threads: int, barrier: Any, mp_stop: Any, results: Any) -> None:
+    stop = threading.Event()
+    watcher = threading.Thread(target=lambda: (mp_stop.wait(), stop.set()), daemon=True)
+    watcher.start()
+    try:
+        with factory() as store:
+            recorder = run_load(store, workload, namespace=namespace, seed=seed, verify=verify,
+                                stop=stop, threads=threads, start_barrier=barrier)
+        results.put(("ok", recorder.snapshot()))
+    except BaseException as exc:  # report to the parent instead of dying silently
+        results.put(("error", f"{namespace}: {type(exc).__name__}: {exc}"))
+
+
+# ------------------------------------------------------------------------- find-max
+
+
+@dataclass(frozen=True)
+class Slo:
+    """A latency objective on the intended-start latency, e.g. ``p99<=200ms``."""
+
+    text: str
+    percentile: float
+    limit_ms: float
+
+
+def parse_slo(text: str) -> Slo:
+    """``p99<=200ms``, ``p99.9 <= 1s``, ``p50<=500us`` -> :class:`Slo`."""
+    match = re.fullmatch(r"\s*p(\d+(?:\.\d+)?)\s*<=\s*(\d+(?:\.\d+)?)\s*(us|ms|s)\s*", text)
+    if not match:
+        raise ValueError(f"SLO {text!r} is not like 'p99<=200ms' (units us, ms, s)")
+    pct, value, unit = float(match[1]), float(match[2]), match[3]
+    if not 0 < pct <= 100:
+        raise ValueError(f"SLO percentile must be in (0, 100], got {pct}")
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    return Slo(text.strip(), pct, value * scale)
+
+
+@dataclass(frozen=True)
+class StepVerdict:
+    held: bool
+    achieved: float
+    latency_ms: float | None
+    error_share: float
+    why: str
+
+
+def judge_step(snapshot: Snapshot, offered: float, slo: Slo, min_share: float,
+               max_error_share: float = 0.01) -> StepVerdict:
+    """Did one open-loop step hold the SLO? Top-level operations, every outcome."""
+    from hdrh.histogram import HdrHistogram
+
+    ok = errors = 0
+    for (operation, outcome, latency), blob in snapshot.histograms.items():
+        if latency != "service" or "." in operation:
+            continue
+        n = HdrHistogram.decode(blob).get_total_count()
+        if outcome == "ok" or outcome == "not_found":
+            ok += n  # a download of a deleted file is a legitimate answer, not a failure
+        else:
+            errors += n
+    duration = snapshot.duration_s or math.nan
+    achieved = (ok + errors) / duration
+    share = errors / (ok + errors) if ok + errors else 1.0
+    top = {k: v for k, v in snapshot.histograms.items() if "." not in k[0]}
+    latency = merged_percentile_ms(replace(snapshot, histograms=top), slo.percentile, "intended")
+    reasons = []
+    if latency is None or latency > slo.limit_ms:
+        reasons.append(f"p{slo.percentile:g} from intended start {latency} ms > {slo.limit_ms} ms")
+    if share > max_error_share:
+        reasons.append(f"error share {share:.3f} > {max_error_share}")
+    if achieved < min_share * offered:
+        reasons.append(f"achieved {achieved:.1f} < {min_share:.0%} of {offered:.1f} ops/s")
+    return StepVerdict(not reasons, achieved, latency, share, "; ".join(reasons) or "held")
+
+
+# -------------------------------------------------------------------------- helpers
+
+
+class _Payload:
+    """A readable stream of body + trailer without copying the body up front."""
+
+    def __init__(self, body: bytes, trailer: bytes) -> None:
+        self._parts = [memoryview(body), memoryview(trailer)]
+        self.size = len(body) + len(trailer)
+        self._part = 0
+        self._offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.size
+        out: list[bytes] = []
+        while size > 0 and self._part < len(self._parts):
+            part = self._parts[self._part]
+            piece = part[self._offset : self._offset + size]
+            out.append(bytes(piece))
+            size -= len(piece)
+            self._offset += len(piece)
+            if self._offset >= len(part):
+                self._part += 1
+                self._offset = 0
+        return b"".join(out)
+
+
+class _Schedule:
+    """Intended start times ``begin + k / rate``, handed out in order to the workers."""
+
+    def __init__(self, begin_ns: int, rate: float) -> None:
+        self._begin = begin_ns
+        self._interval = NS_PER_S / rate
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            k = self._next
+            self._next += 1
+        return self._begin + int(k * self._interval)
+
+
+def _sleep_until(target_ns: int, clock: Callable[[], int], stop: threading.Event) -> None:
+    while True:
+        left = (target_ns - clock()) / NS_PER_S
+        if left <= 0 or stop.is_set():
+            return
+        # sleep most of the way, then spin briefly: sleep overshoots by ~0.1 ms
+        if left > 0.002:
+            stop.wait(left - 0.001)
+        else:
+            time.sleep(0)
+
+
+def _key_chooser(workload: Workload) -> Callable[[random.Random], int]:
+    n = workload.sessions
+    if workload.key_distribution == "uniform":
+        return lambda rng: rng.randrange(n)
+    # zipfian over n items (YCSB's law): P(i) proportional to 1 / (i+1)^theta
+    weights = [1.0 / (i + 1) ** workload.zipf_theta for i in range(n)]
+    cdf = list(itertools.accumulate(weights))
+    total = cdf[-1]
+    return lambda rng: min(n - 1, bisect.bisect_left(cdf, rng.random() * total))
+
+
+def _trailer(sid: str, kind: str, number: int) -> bytes:
+    return f"\n#tempbench {sid}/{kind}#{number}\n".encode()
+
+
+def _result_matches(data: bytes, digest_original: bytes, digest_modified: bytes) -> bool:
+    from tempbench.processing import decode_result
+
+    try:
+        report = decode_result(data)
+        return (report["original"]["sha256"] == digest_original.hex()
+                and report["modified"]["sha256"] == digest_modified.hex())
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def _ecu_image(size: int, seed: int) -> bytes:
+    try:
+        from tempbench.ecu import generate_ecu
+    except ImportError:  # the generator is optional: random bytes of the same size
+        return random.Random(f"{seed}:{size}").randbytes(size)
+    return generate_ecu(size, seed)
+
+
+def _ecu_modified(original: bytes, seed: int) -> bytes:
+    try:
+        from tempbench.ecu import modify_ecu
+    except ImportError:  # flip a few bytes, as a tuning edit would
+        data = bytearray(original)
+        rng = random.Random(f"{seed}:modify")
+        for _ in range(16):
+            data[rng.randrange(len(data))] ^= 0xFF
+        return bytes(data)
+    return modify_ecu(original, seed)
+
+
+def _row_params(ctx: ScenarioContext, workload: Workload, info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "workload": workload.name,
+        "mode": "closed" if workload.closed_loop else "open",
+        "target_rate": workload.target_rate,
+        "concurrency": workload.concurrency,
+        "sizes": [format_size(s) for s, _ in workload.sizes],
+        "sessions": workload.sessions,
+        "key_distribution": workload.key_distribution,
+        "seed": ctx.seed,
+        **info,
+    }
+
+
+def _ceiling_rows(ctx: ScenarioContext, snapshot: Snapshot, params: dict[str, Any]) -> Iterable[Row]:
+    ok_rate = _ok_rate(snapshot)
+    if ctx.backend == CEILING_BACKEND:
+        ctx.run_state["harness_ceiling"] = {"ops_per_s": ok_rate, "workload": ctx.workload.name,
+                                            "processes": snapshot.processes}
+        return
+    ceiling = ctx.run_state.get("harness_ceiling")
+    if ceiling and ceiling.get("ops_per_s"):
+        yield ctx.row(ALL, "ok", "harness_ceiling_ratio", ok_rate / ceiling["ops_per_s"], "ratio",
+                      {**params, "ceiling_ops_per_s": ceiling["ops_per_s"],
+                       "evidence": "this backend's ok ops/s divided by the null store's, "
+                                   "same workload, same run"})
+
+
+def _ok_rate(snapshot: Snapshot) -> float:
+    from hdrh.histogram import HdrHistogram
+
+    ok = sum(HdrHistogram.decode(blob).get_total_count()
+             for (op, outcome, latency), blob in snapshot.histograms.items()
+             if latency == "service" and outcome == "ok" and "." not in op)
+    return ok / snapshot.duration_s if snapshot.duration_s else 0.0
+
+
+def _quiet(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception as exc:  # cleanup is best effort; the runner's footprint check tells
+        log.debug("cleanup %s%s: %s", getattr(fn, "__name__", fn), args, exc)
