@@ -534,29 +534,34 @@ class S3Store(Store):
         with self._lock:
             self._uploads_in_flight.add(upload_id)
         parts: list[dict[str, Any]] = []
-        total = 0
+        sent = 0
 
-        def send(data: bytes) -> None:
+        def send(data: bytes | bytearray) -> None:
+            nonlocal sent
             number = len(parts) + 1
             etag = self._client.upload_part(
-                Bucket=self.bucket, Key=s3_key, UploadId=upload_id, PartNumber=number, Body=data
+                Bucket=self.bucket, Key=s3_key, UploadId=upload_id, PartNumber=number, Body=bytes(data)
             )["ETag"]
             parts.append({"PartNumber": number, "ETag": etag})
+            sent += len(data)
+
+        def send_full_parts() -> None:
+            # Full parts leave before the next chunk is read: one part in memory at a time.
+            while len(buffer) >= self.part_bytes:
+                send(buffer[: self.part_bytes])
+                del buffer[: self.part_bytes]
 
         try:
+            send_full_parts()
             for chunk in rest:
                 buffer += chunk
-                while len(buffer) >= self.part_bytes:
-                    send(bytes(buffer[: self.part_bytes]))
-                    total += self.part_bytes
-                    del buffer[: self.part_bytes]
+                send_full_parts()
             if buffer or not parts:
-                send(bytes(buffer))
-                total += len(buffer)
+                send(buffer)  # the last part may be smaller than 5 MiB
             self._client.complete_multipart_upload(
                 Bucket=self.bucket, Key=s3_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
-            return total
+            return sent
         except BaseException:
             self._abort(s3_key, upload_id)
             raise
