@@ -164,19 +164,29 @@ class CookieStore(Store):
             return len(self._load(cookie, session_id)) if cookie else 0
 
     def _sweep(self) -> Footprint:
-        """Drop cookies past their ``Expires`` attribute, as the browser would."""
+        """What the next round trip of each session would do: the browser drops cookies
+        past their ``Expires``, and the app re-issues the others without expired files."""
         with self._lock:
             now = _now_ms()
-            gone = [sid for sid, c in self._jar.items() if c.expires_ms <= now]
-            removed = Footprint(len(gone), sum(self._jar[sid].size for sid in gone))
-            for sid in gone:
-                del self._jar[sid]
+            removed = Footprint()
+            for sid, cookie in list(self._jar.items()):
+                files = self._files_in(cookie, sid)
+                live = {kind: e for kind, e in files.items() if e["exp"] > now}
+                if cookie.expires_ms <= now or not live:
+                    del self._jar[sid]
+                    removed += Footprint(len(files), cookie.size)
+                elif len(live) < len(files):
+                    self._jar[sid] = self._make_cookie(live)
+                    freed = max(0, cookie.size - self._jar[sid].size)
+                    removed += Footprint(len(files) - len(live), freed)
             return removed
 
     def _footprint(self) -> Footprint:
-        """Cookies in the jar and the bytes of their ``Set-Cookie`` headers."""
+        """Files held in the jar's cookies (expired ones too, until a response rewrites the
+        cookie) and the bytes of the cookies' ``Set-Cookie`` headers."""
         with self._lock:
-            return Footprint(len(self._jar), sum(c.size for c in self._jar.values()))
+            files = sum(len(self._files_in(c, sid)) for sid, c in self._jar.items())
+            return Footprint(files, sum(c.size for c in self._jar.values()))
 
     # ---- helpers ------------------------------------------------------------------
 
@@ -196,9 +206,22 @@ class CookieStore(Store):
         max_age_s = math.ceil((expires_ms - _now_ms()) / 1000) + 1
         return _Cookie(header=header, value=value, expires_ms=expires_ms, max_age_s=max_age_s)
 
-    def _load(self, cookie: _Cookie, session_id: str) -> dict[str, dict[str, Any]]:
+    def _files_in(self, cookie: _Cookie, session_id: str) -> dict[str, dict[str, Any]]:
+        """Every file a cookie carries, expired or not (what sits in the browser). A cookie
+        failing its signature carries nothing: Flask would start an empty session."""
         try:
-            session = self._serializer.loads(cookie.value, max_age=cookie.max_age_s)
+            return self._load(cookie, session_id, max_age=False)
+        except CorruptData:
+            return {}
+
+    def _load(
+        self, cookie: _Cookie, session_id: str, max_age: bool = True
+    ) -> dict[str, dict[str, Any]]:
+        """The files in a cookie, after checking its signature (and its age, by default)."""
+        try:
+            session = self._serializer.loads(
+                cookie.value, max_age=cookie.max_age_s if max_age else None
+            )
         except SignatureExpired as exc:
             raise Expired(f"cookie: the signed session of {session_id!r} is too old: {exc}") from exc
         except BadSignature as exc:

@@ -130,6 +130,19 @@ end
 return removed
 """
 
+# Drop index entries whose file Redis has expired. KEYS[1] session index; ARGV[1] manifest
+# key prefix of the session.
+_PRUNE_LUA = """
+local pruned = 0
+for _, kind in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. kind) == 0 then
+    redis.call('SREM', KEYS[1], kind)
+    pruned = pruned + 1
+  end
+end
+return pruned
+"""
+
 
 class RedisStore(Store):
     """Temporary files in Redis with a TTL on every key (see the module docstring).
@@ -192,6 +205,7 @@ class RedisStore(Store):
             )
         self._publish_script = self._client.register_script(_PUBLISH_LUA)
         self._delete_script = self._client.register_script(_DELETE_LUA)
+        self._prune_script = self._client.register_script(_PRUNE_LUA)
 
     # ---- identity ---------------------------------------------------------------
 
@@ -287,7 +301,14 @@ class RedisStore(Store):
         )
 
     def _sweep(self) -> Footprint:
-        return Footprint()  # Redis expires every key itself; there is nothing to sweep
+        """Redis expires files itself, so no file is removed here; the pass only drops
+        index entries of expired files (the publish script also does, lazily)."""
+        pattern = f"{self.prefix}:*:{INDEX_SUFFIX}"
+        for batch in _batched(self._client.scan_iter(match=pattern, count=1000), 500):
+            for index in batch:
+                base = index.decode()[: -len(INDEX_SUFFIX)]
+                self._prune_script(keys=[index], args=[base])
+        return Footprint()
 
     def _footprint(self) -> Footprint:
         """Files (manifests) plus orphaned chunk sets, and the server memory of every key

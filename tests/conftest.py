@@ -36,7 +36,31 @@ STORE_BUILDERS: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
         "encrypted-disk:fernet", root=tmp / "encf"
     ),
     "s3": lambda tmp, req: build_s3_store(req),
+    "redis": lambda tmp, req: build_redis_store(req),
+    "cookie": lambda tmp, req: get_store("cookie"),
 }
+
+
+def build_redis_store(request: pytest.FixtureRequest, **options: object) -> Store:
+    """A ``redis`` store on this session's real server (``REDIS_URL``, else the process's
+    private redis-server) under a prefix of its own, purged when the test ends."""
+    import uuid
+
+    from tempbench.services import ServiceError, resolve_redis
+
+    try:
+        service = resolve_redis()
+    except ServiceError as exc:
+        unavailable(f"redis: {exc}")
+    if service.emulated:
+        unavailable(f"redis: no real server, only {service.name} ({service.detail.get('why')})")
+    if not service.detail.get("reachable"):
+        unavailable(f"redis: {service.name}: {service.detail.get('error')}")
+    options.setdefault("url", service.url)
+    options.setdefault("prefix", f"test-{uuid.uuid4().hex[:12]}:temp_file")
+    store = get_store("redis", **options)
+    request.addfinalizer(store.purge)
+    return store
 
 
 def build_s3_store(request: pytest.FixtureRequest, **options: object) -> Store:
