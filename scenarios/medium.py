@@ -11,15 +11,20 @@ A wrapping store (``celery+redis``) is looked through to the store that holds th
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import inspect
 import os
+import shutil
 import stat
+import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from backends.base import Store
+from backends import Store, parse_spec, store_class
 
 
 @dataclass
@@ -34,12 +39,26 @@ class Medium:
         """Every object name the store's namespace holds on the medium."""
         return [name for name, _ in self.blobs()]
 
-    def blobs(self) -> Iterator[tuple[str, bytes]]:
-        """(name, raw bytes) of every object in the store's namespace."""
+    def blobs(self, sessions: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
+        """(name, raw bytes) of every object in the store's namespace.
+
+        ``sessions`` names the sessions of interest, for media that cannot be listed (the
+        cookie lives with each client); listable media ignore it and yield everything.
+        """
+        raise NotImplementedError
+
+    def purge(self) -> None:
+        """Remove everything in the store's namespace, partial uploads included."""
         raise NotImplementedError
 
     def describe(self) -> str:
         return self.kind
+
+    def plaintext_verdict(self, found: list[str]) -> tuple[str, str]:
+        """Verdict on the canary scan; media with transparent encryption override it."""
+        if found:
+            return "fail", f"canary found in clear in {len(found)} object(s): {found[:3]}"
+        return "pass", "canary not found"
 
 
 @dataclass
@@ -57,11 +76,14 @@ class FileMedium(Medium):
             out.extend(Path(directory) / f for f in files)
         return sorted(out)
 
-    def blobs(self) -> Iterator[tuple[str, bytes]]:
+    def blobs(self, sessions: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
         for path in self.paths():
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 if stat.S_ISREG(path.lstat().st_mode):
                     yield str(path.relative_to(self.root)), path.read_bytes()
+
+    def purge(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def describe(self) -> str:
         return f"filesystem tree under {self.root}"
@@ -71,11 +93,42 @@ class FileMedium(Medium):
 class RedisMedium(Medium):
     client: Any = None
     pattern: str = "*"
+    url: str = ""
 
     def names(self) -> list[str]:
         return sorted(_text(k) for k in self.client.scan_iter(match=self.pattern, count=1000))
 
-    def blobs(self) -> Iterator[tuple[str, bytes]]:
+    def purge(self) -> None:
+        self.store.purge()  # type: ignore[attr-defined]
+
+    def transport(self) -> tuple[str, str]:
+        """AUTH and TLS as configured, and whether the server answers without a password."""
+        parts = urlsplit(self.url)
+        tls = parts.scheme == "rediss"
+        password = parts.password is not None
+        import redis
+
+        try:
+            anonymous = redis.Redis(host=parts.hostname or "127.0.0.1", port=parts.port or 6379,
+                                    ssl=tls, socket_timeout=2, socket_connect_timeout=2)
+            anonymous.ping()
+            answers = "answers PING without any password"
+            anonymous.close()
+        except redis.AuthenticationError:
+            answers = "refuses a client without a password"
+        except redis.RedisError as exc:
+            answers = f"could not be asked without a password ({type(exc).__name__})"
+        where = f"{parts.hostname}:{parts.port or 6379}"
+        evidence = (
+            f"redis at {where}: scheme {parts.scheme}:// ("
+            + ("TLS" if tls else "plain TCP, no TLS") + "), "
+            + ("a password in the URL" if password else "no password in the URL")
+            + f"; the server {answers}"
+            + ("; loopback only" if parts.hostname in ("127.0.0.1", "localhost", "::1") else "")
+        )
+        return ("pass" if tls and "refuses" in answers else "fail"), evidence
+
+    def blobs(self, sessions: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
         for key in self.client.scan_iter(match=self.pattern, count=1000):
             kind = _text(self.client.type(key))
             if kind == "string":
@@ -102,6 +155,8 @@ class S3Medium(Medium):
     client: Any = None
     bucket: str = ""
     prefix: str = ""
+    endpoint_url: str = ""
+    emulated: bool = False
 
     def names(self) -> list[str]:
         names = []
@@ -111,10 +166,49 @@ class S3Medium(Medium):
             names.extend(obj["Key"] for obj in page.get("Contents", []))
         return sorted(names)
 
-    def blobs(self) -> Iterator[tuple[str, bytes]]:
+    def blobs(self, sessions: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
         for name in self.names():
             with contextlib.suppress(self.client.exceptions.NoSuchKey):
                 yield name, self.client.get_object(Bucket=self.bucket, Key=name)["Body"].read()
+
+    def purge(self) -> None:
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        ):
+            for up in page.get("Uploads", []):
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"]
+                )
+        for name in self.names():
+            self.client.delete_object(Bucket=self.bucket, Key=name)
+
+    def plaintext_verdict(self, found: list[str]) -> tuple[str, str]:
+        """GetObject returns plaintext to a credential holder whatever SSE does, so the scan
+        alone proves nothing about the disks: the verdict rests on SSE, and on an emulator
+        that does not encrypt (moto) it cannot be verified here."""
+        if not found:
+            return "pass", "canary not found in the object bytes (client-side encryption)"
+        head = self.client.head_object(Bucket=self.bucket, Key=found[0])
+        sse = head.get("ServerSideEncryption")
+        said = f"GetObject returned the canary in clear from {found[0]!r}; HeadObject says SSE={sse}"
+        if self.emulated:
+            return "not_verifiable", (
+                f"{said}, but the endpoint is an emulator (moto) that reports SSE without "
+                "encrypting anything: encryption at rest cannot be verified here"
+            )
+        if sse:
+            return "pass", (
+                f"{said}: the service encrypts at rest with {sse} and decrypts for credential "
+                "holders; the disks themselves cannot be read from here"
+            )
+        return "fail", f"{said}: no server-side encryption and no client-side encryption"
+
+    def transport(self) -> tuple[str, str]:
+        scheme = urlsplit(self.endpoint_url).scheme
+        evidence = f"S3 endpoint {self.endpoint_url}: " + (
+            "HTTPS" if scheme == "https" else "plain HTTP, requests and objects travel unencrypted"
+        ) + ("; loopback only" if urlsplit(self.endpoint_url).hostname in ("127.0.0.1", "localhost") else "")
+        return ("pass" if scheme == "https" else "fail"), evidence
 
     def incomplete_uploads(self) -> list[str]:
         """Keys of multipart uploads started and never completed or aborted."""
@@ -129,6 +223,61 @@ class S3Medium(Medium):
         return f"s3://{self.bucket}/{self.prefix} objects read with boto3 GetObject"
 
 
+@dataclass
+class CookieMedium(Medium):
+    """The cookie each client holds, decoded the way the client can: without the secret."""
+
+    seen: list[str] = field(default_factory=list)
+
+    def blobs(self, sessions: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
+        for sid in sessions or []:
+            header = self.store.set_cookie_header(sid)  # type: ignore[attr-defined]
+            if header:
+                yield f"Set-Cookie of session {sid}", decode_flask_cookie(header)
+
+    def names(self) -> list[str]:
+        return []  # each cookie lives with its client: there is no listing to read
+
+    def purge(self) -> None:
+        self.store.sweep()
+
+    def describe(self) -> str:
+        return "session cookies as the client holds them, decoded without the secret key"
+
+    def transport(self) -> tuple[str, str]:
+        """The cookie rides on every request: its ``Secure`` attribute decides whether a
+        browser also sends it (the file inside) over plain HTTP."""
+        sid = f"transport{os.urandom(6).hex()}"
+        self.store.put(sid, "original", b"transport probe", 60)
+        try:
+            header = self.store.set_cookie_header(sid) or ""  # type: ignore[attr-defined]
+        finally:
+            self.store.delete_session(sid)
+        attributes = [a.strip().split("=")[0].lower() for a in header.split(";")[1:]]
+        secure, http_only = "secure" in attributes, "httponly" in attributes
+        evidence = (
+            f"Set-Cookie attributes {sorted(set(attributes))}: "
+            + ("Secure, so browsers send it over HTTPS only" if secure
+               else "no Secure attribute, so browsers also send the file over plain HTTP")
+            + ("; HttpOnly" if http_only else "; readable by page scripts (no HttpOnly)")
+        )
+        return ("pass" if secure else "fail"), evidence
+
+
+def decode_flask_cookie(header: str) -> bytes:
+    """What a client reads from a Flask session cookie with no key: the payload before the
+    signature, base64-decoded, unzipped when it starts with ``.``, tagged JSON unpacked; the
+    bytes values found in it, concatenated."""
+    value = header.partition("=")[2].partition(";")[0]
+    compressed = value.startswith(".")
+    payload = value.lstrip(".").split(".")[0]
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    text = zlib.decompress(raw) if compressed else raw
+    from flask.json.tag import TaggedJSONSerializer
+
+    return b"".join(_walk_bytes(TaggedJSONSerializer().loads(text.decode())))
+
+
 def medium_of(store: Store) -> Medium | None:
     """The raw medium of ``store``, or None when it has none this module knows."""
     inner = getattr(store, "inner", None)
@@ -137,7 +286,40 @@ def medium_of(store: Store) -> Medium | None:
     root = getattr(store, "root", None)
     if isinstance(root, Path | str):
         return FileMedium("filesystem", store, root=Path(root))
+    service = getattr(store, "redis_service", None)
+    if service is not None and hasattr(store, "prefix"):
+        return RedisMedium("redis", store, client=service.client(), pattern=f"{store.prefix}:*",
+                           url=service.url)
+    if hasattr(store, "bucket") and hasattr(store, "client") and hasattr(store, "prefix"):
+        return S3Medium("s3", store, client=store.client, bucket=store.bucket,
+                        prefix=f"{store.prefix}/", endpoint_url=store.endpoint_url,
+                        emulated=store.service().emulated)
+    if hasattr(store, "set_cookie_header"):
+        return CookieMedium("cookie", store)
     return None
+
+
+def isolated_options(factory: Any, tag: str, scratch: Path) -> dict[str, Any] | None:
+    """Constructor overrides that give a new store of ``factory``'s backend a namespace of its
+    own (a root directory, a key prefix), so its footprint counts only what it wrote; None
+    when the backend has no such option (then the caller shares the namespace)."""
+    if factory.has_root:
+        return {"root": scratch / tag}
+    name, _ = parse_spec(factory.spec)
+    if "prefix" in inspect.signature(store_class(name).__init__).parameters:
+        return {"prefix": f"tb-{tag}-{os.urandom(3).hex()}"}
+    return None
+
+
+def _walk_bytes(value: Any) -> Iterator[bytes]:
+    if isinstance(value, bytes):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _walk_bytes(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _walk_bytes(item)
 
 
 def _text(value: bytes | str) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 
 from backends.base import Expired, InvalidKey, NotFound, Store, StoreError
 from scenarios.hostile_keys import HostileKey, families, hostile_keys
-from scenarios.medium import FileMedium, medium_of
+from scenarios.medium import FileMedium, decode_flask_cookie, medium_of
 
 log = logging.getLogger(__name__)
 
@@ -118,28 +118,18 @@ def probe_plaintext_at_rest(store: Store, seed: int = 0) -> Finding:
     medium = medium_of(store)
     if medium is None:
         return Finding(probe, "not_applicable", f"{store.name}: no medium to scan (holds no data)")
-    canary = make_canary(seed)
+    canary = make_canary(seed, _largest_object(store, CANARY_BYTES))
     sid = f"canary{secrets.token_hex(6)}"
     store.put(sid, "original", canary, PROBE_TTL_S)
     try:
-        found = find_canary(medium.blobs(), canary_needles(canary))
-        scanned = len(medium.names())
+        found = find_canary(medium.blobs([sid]), canary_needles(canary))
+        verdict, text = medium.plaintext_verdict(found)  # may look at the object: before delete
     finally:
         store.delete_session(sid)
-    where = medium.describe()
-    if found:
-        return Finding(
-            probe, "fail",
-            f"canary ({len(canary)} B) found in clear in {len(found)} of {scanned} objects "
-            f"of the {where}: {found[:3]}",
-            counts={"objects_with_plaintext": len(found)},
-        )
-    note = getattr(medium, "at_rest_note", None)
-    if note is not None:
-        verdict, text = note()
-        return Finding(probe, verdict, f"canary not found in the {where}; {text}")
     return Finding(
-        probe, "pass", f"canary ({len(canary)} B) not found in any of {scanned} objects of the {where}"
+        probe, verdict, f"a {len(canary)} B canary was stored and the {medium.describe()} "
+        f"scanned for it: {text}",
+        counts={"objects_with_plaintext": len(found)},
     )
 
 
@@ -156,7 +146,7 @@ def probe_permissions(store: Store) -> Finding:
     if not isinstance(medium, FileMedium):
         return Finding(
             probe, "not_applicable",
-            f"{store.name}: no files on a local filesystem; access is the service's (see transport)",
+            f"{store.name}: keeps no files on a local filesystem (access to its medium: see transport)",
         )
     sid = f"perm{secrets.token_hex(6)}"
     store.put(sid, "original", b"permissions probe", PROBE_TTL_S)
@@ -281,7 +271,7 @@ def probe_hostile_keys(
     }
     summary = (
         f"{len(keys)} hostile keys tried ({json.dumps(families(keys), sort_keys=True)}), "
-        f"up to 5 operations each; entries created outside the root: {len(escaped)}; raised other than InvalidKey: "
+        f"up to 5 operations each; escaped (entries outside the root, objects left on the medium): {len(escaped)}; raised other than InvalidKey: "
         f"{len(wrong)}; accepted: {len(accepted)}"
     )
     examples = escaped[:3] + wrong_list[:3] + accepted_list[:3]
@@ -417,8 +407,7 @@ def probe_presigned(store: Store) -> list[Finding]:
 def probe_cookie_readable(store: Store) -> Finding:
     """Can the client recover the file from the cookie without the server's secret?"""
     probe = "cookie_readable"
-    decode = getattr(store, "client_view", None)
-    if store.name != "cookie" or decode is None:
+    if not hasattr(store, "set_cookie_header"):
         return Finding(probe, "not_applicable", f"{store.name}: files do not travel in a cookie")
     return _cookie_finding(store)
 
@@ -439,6 +428,80 @@ def probe_transport(store: Store) -> Finding:
 # ------------------------------------------------------------------------- scenario
 
 
+class SecurityScenario:
+    """Runs every probe against the backend's store and writes one finding row per probe.
+
+    Hostile keys on a filesystem store run against a second instance whose root sits deep
+    inside a scratch sandbox, so a store that let ``..`` through would write only there.
+    Settings (``[security]`` in the workload file): ``hostile_keys`` (default 512),
+    ``ttl_s`` (default 1.0).
+    """
+
+    name = "security"
+
+    def __init__(self) -> None:
+        self._sandboxed: Store | None = None
+        self._sandbox: Path | None = None
+
+    def prepare(self, ctx: Any) -> None:
+        if ctx.store_factory.has_root:
+            self._sandbox = ctx.scratch / "sandbox"
+            root = self._sandbox.joinpath(*["d"] * HOSTILE_MAX_DEPTH, "root")
+            self._sandboxed = ctx.make_store(root=root)
+
+    def run(self, ctx: Any) -> Iterator[Any]:
+        settings = ctx.workload.section("security")
+        count = int(settings.get("hostile_keys", 512))
+        ttl_s = float(settings.get("ttl_s", 1.0))
+        total = len(PROBES)
+        finished: list[str] = []
+
+        def progress(name: str) -> None:
+            finished.append(name)
+            ctx.progress(len(finished) / total, name)
+
+        findings = run_probes(
+            ctx.store, sandbox=self._sandbox, snapshot_store=redis_snapshot_store(ctx.store),
+            hostile_count=count, ttl_s=ttl_s, seed=ctx.seed, progress=progress,
+            hostile_store=self._sandboxed,
+        )
+        params = {"hostile_keys": count, "ttl_s": ttl_s}
+        for finding in findings:
+            yield from finding.rows(ctx.stamp, params)
+
+    def cleanup(self, ctx: Any) -> None:
+        if self._sandboxed is not None:
+            self._sandboxed.close()
+        if self._sandbox is not None:
+            shutil.rmtree(self._sandbox, ignore_errors=True)
+
+
+def redis_snapshot_store(store: Store) -> Callable[[], Any] | None:
+    """For a Redis-backed store: a context manager factory yielding ``(store, rdb_path,
+    save)`` against a private redis-server started with the stock snapshot schedule; None
+    for other stores or when no redis-server binary exists."""
+    medium = medium_of(store)
+    if medium is None or medium.kind != "redis":
+        return None
+    from tempbench.services import redis_binary, start_redis_server
+
+    if redis_binary() is None:
+        return None
+    redis_store = medium.store
+
+    @contextlib.contextmanager
+    def snapshot_store() -> Iterator[tuple[Store, Path, Callable[[], None]]]:
+        server = start_redis_server(persistence=True)
+        persistent = type(redis_store)(url=server.url, prefix=redis_store.prefix)  # type: ignore[call-arg]
+        try:
+            yield persistent, server.dir / "dump.rdb", lambda: persistent.redis_service.client().save()  # type: ignore[attr-defined]
+        finally:
+            persistent.close()
+            server.cleanup()
+
+    return snapshot_store
+
+
 def run_probes(
     store: Store,
     sandbox: Path | None = None,
@@ -447,11 +510,14 @@ def run_probes(
     ttl_s: float = 1.0,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    hostile_store: Store | None = None,
 ) -> list[Finding]:
     """Run every probe against ``store`` and return the findings, in ``PROBES`` order.
 
     ``snapshot_store`` (optional) builds a context manager yielding ``(store, rdb_path,
     save)`` against a Redis server started with snapshots, for ``plaintext_in_snapshot``.
+    ``hostile_store`` (default ``store``) is the instance the hostile keys are tried on: for a
+    filesystem store, one whose root lies inside ``sandbox``.
     ``progress(name)`` is called as each probe finishes.
     """
     done = progress or (lambda name: None)
@@ -459,23 +525,30 @@ def run_probes(
     ttl.start()  # its wait overlaps the other probes
     findings: list[Finding] = []
 
-    def run(fn: Callable[[], Finding | list[Finding]]) -> None:
-        result = fn()
+    def run(fn: Callable[[], Finding | list[Finding]], names: tuple[str, ...]) -> None:
+        try:
+            result = fn()
+        except StoreError as exc:  # a probe the store could not serve proves nothing either way
+            log.warning("security probe %s on %s: %s", names, store.name, exc)
+            result = [Finding(name, "not_verifiable",
+                              f"the probe could not run: {type(exc).__name__}: {exc}")
+                      for name in names]
         for finding in result if isinstance(result, list) else [result]:
             findings.append(finding)
             done(finding.probe)
 
-    run(lambda: probe_plaintext_at_rest(store, seed))
-    run(lambda: probe_plaintext_in_snapshot(store, snapshot_store, seed))
-    run(lambda: probe_permissions(store))
-    run(lambda: probe_guessable_names(store))
-    run(lambda: probe_cross_session(store))
-    run(lambda: probe_presigned(store))
-    run(lambda: probe_cookie_readable(store))
-    run(lambda: probe_transport(store))
-    run(ttl.finish)
+    run(lambda: probe_plaintext_at_rest(store, seed), ("plaintext_at_rest",))
+    run(lambda: probe_plaintext_in_snapshot(store, snapshot_store, seed), ("plaintext_in_snapshot",))
+    run(lambda: probe_permissions(store), ("permissions",))
+    run(lambda: probe_guessable_names(store), ("guessable_names",))
+    run(lambda: probe_cross_session(store), ("cross_session",))
+    run(lambda: probe_presigned(store), ("presigned_scope", "presigned_expiry"))
+    run(lambda: probe_cookie_readable(store), ("cookie_readable",))
+    run(lambda: probe_transport(store), ("transport",))
+    run(ttl.finish, ("ttl_on_read",))
     # last: a store that lets hostile keys through may delete other probes' files
-    run(lambda: probe_hostile_keys(store, sandbox, hostile_count, seed))
+    run(lambda: probe_hostile_keys(hostile_store or store, sandbox, hostile_count, seed),
+        ("hostile_keys",))
     return [f for name in PROBES for f in findings if f.probe == name]
 
 
@@ -489,7 +562,7 @@ def probe_plaintext_in_snapshot(
         return Finding(probe, "not_applicable", f"{store.name}: no Redis snapshot involved")
     if snapshot_store is None:
         return Finding(probe, "not_verifiable", "no redis-server binary to start one with snapshots")
-    canary = make_canary(seed + 1)
+    canary = make_canary(seed + 1, CANARY_BYTES)
     sid = f"rdb{secrets.token_hex(6)}"
     with snapshot_store() as (persistent, rdb_path, save):
         persistent.put(sid, "original", canary, PROBE_TTL_S)
@@ -509,6 +582,12 @@ def probe_plaintext_in_snapshot(
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _largest_object(store: Store, wanted: int) -> int:
+    """``wanted`` bytes, or less when the store cannot hold that much (the cookie's limit)."""
+    limits = [n for n in (store.capabilities.max_object_bytes, store.quota.object_bytes) if n]
+    return min([wanted, *limits])
 
 
 def _read_stream(store: Store, session_id: str, kind: str) -> bytes:
@@ -566,10 +645,7 @@ def _remove_new_entries(paths: list[Path]) -> None:
 
 def _others_can_traverse(root: Path) -> bool:
     """True when every parent directory of ``root`` lets others through (o+x)."""
-    for parent in root.resolve().parents:
-        if not parent.stat().st_mode & stat.S_IXOTH:
-            return False
-    return True
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in root.resolve().parents)
 
 
 def _try_as_nobody(root: Path, file: Path | None) -> str | None:
@@ -584,10 +660,14 @@ def _try_as_nobody(root: Path, file: Path | None) -> str | None:
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
-            for name, action in (("list", lambda: os.listdir(root)),
-                                 ("read", lambda: open(file, "rb").read(1) if file else None)):
+            for name, path in (("list names in the root", root), ("read a file", file)):
+                if path is None:
+                    continue
                 try:
-                    action()
+                    if name.startswith("list"):
+                        os.listdir(path)
+                    else:
+                        os.close(os.open(path, os.O_RDONLY))
                     result[name] = "allowed"
                 except OSError as exc:
                     result[name] = f"denied ({exc.strerror})"
@@ -603,9 +683,39 @@ def _try_as_nobody(root: Path, file: Path | None) -> str | None:
     return ", ".join(f"{k} {v}" for k, v in result.items())
 
 
-def _presigned_findings(store: Store) -> list[Finding]:
-    raise NotImplementedError  # filled in with the s3 store's API
+def _presigned_findings(store: Any) -> list[Finding]:
+    from backends.s3_store import probe_signature_enforcement
+
+    result = probe_signature_enforcement(store)
+    checks, evidence = result["checks"], result["evidence"]
+    where = f"{result['service']} at {result['endpoint']}"
+    scope_checks = ("presigned_get_key_scope", "presigned_post_key_scope")
+    order = ("fail", "not_verifiable", "pass")
+    scope = min((checks[c] for c in scope_checks), key=order.index)
+    return [
+        Finding("presigned_scope", scope,
+                f"{where}: " + "; ".join(f"{c}: {checks[c]} ({evidence[c]})" for c in scope_checks),
+                details={"checks": checks}),
+        Finding("presigned_expiry", checks["presigned_get_expiry"],
+                f"{where}: {evidence['presigned_get_expiry']}", details={"checks": checks}),
+    ]
 
 
-def _cookie_finding(store: Store) -> Finding:
-    raise NotImplementedError  # filled in with the cookie store's API
+def _cookie_finding(store: Any) -> Finding:
+    sid = f"cookie{secrets.token_hex(6)}"
+    data = b"ECU-" + secrets.token_bytes(48)
+    store.put(sid, "original", data, PROBE_TTL_S)
+    try:
+        header = store.set_cookie_header(sid) or ""
+        recovered = decode_flask_cookie(header)
+    finally:
+        store.delete_session(sid)
+    if data in recovered:
+        return Finding(
+            "cookie_readable", "fail",
+            f"the client decoded its {len(header.encode())}-byte Set-Cookie header without the "
+            "secret key (base64, zlib, tagged JSON) and recovered the file byte for byte: "
+            "the cookie is signed, not encrypted",
+        )
+    return Finding("cookie_readable", "pass",
+                   "the file's bytes could not be recovered from the cookie without the key")
