@@ -1,0 +1,149 @@
+"""A hand-made run folder for the report tests: tidy rows in the shared schema.
+
+The values are test inputs, not measurements: tests edit them and check that the rendered
+cells follow. Metric names are the ones ``reports/rules.toml`` and ``reports/cost.py`` read,
+so a renamed metric breaks these tests before it silently empties a report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from reports.data import write_rows
+
+MiB = 2**20
+STRATEGIES = (
+    "cookie",
+    "disk",
+    "encrypted-disk:fernet",
+    "encrypted-disk:aesgcm-stream",
+    "redis",
+    "s3",
+    "celery+redis",
+)
+SIZES = (512 * 1024, MiB, 2 * MiB, 4 * MiB, 8 * MiB)
+SERVICE = {
+    "cookie": ("flask signed cookie", False),
+    "disk": ("local filesystem (ext4)", False),
+    "encrypted-disk:fernet": ("local filesystem (ext4)", False),
+    "encrypted-disk:aesgcm-stream": ("local filesystem (ext4)", False),
+    "redis": ("redis-server 7.0.15", False),
+    "s3": ("moto 5.0 emulator", True),
+    "celery+redis": ("celery 5.4 + redis-server 7.0.15", False),
+    "null": ("null (discards data)", False),
+}
+# relative speed used to make up load figures (test input only)
+SPEED = {"cookie": 0.0, "disk": 1.0, "encrypted-disk:fernet": 0.3, "encrypted-disk:aesgcm-stream": 0.9,
+         "redis": 1.2, "s3": 0.2, "celery+redis": 1.1, "null": 5.0}
+
+
+def row(backend: str, scenario: str, operation: str, outcome: str, metric: str, value: float,
+        unit: str = "", **params: Any) -> dict[str, Any]:
+    service, emulated = SERVICE[backend]
+    return {
+        "run_id": "test-run", "backend": backend, "service": service, "emulated": emulated,
+        "scenario": scenario, "operation": operation, "outcome": outcome, "metric": metric,
+        "value": value, "unit": unit, "params": params,
+    }
+
+
+def sample_records() -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for b in (*STRATEGIES, "null"):
+        speed = SPEED[b]
+        for size in SIZES:
+            if b == "cookie":
+                out.append(row(b, "load", "upload", "quota", "count", 40, "ops", size_bytes=size))
+                continue
+            for op, factor in (("upload", 1.0), ("download", 1.5)):
+                out.append(row(b, "load", op, "ok", "mb_per_s", 200 * speed * factor, "MB/s", size_bytes=size))
+                out.append(row(b, "load", op, "ok", "ops_per_s", 200 * speed * factor * MiB / size, "ops/s", size_bytes=size))
+                for pct, scale in (("latency_p50", 1), ("latency_p95", 2), ("latency_p99", 3), ("latency_p999", 5), ("latency_max", 8)):
+                    out.append(row(b, "load", op, "ok", pct, scale * size / MiB / max(speed, 0.05), "ms", size_bytes=size))
+            out.append(row(b, "load", "download", "corrupt", "count", 0, "ops", size_bytes=size))
+    for b in STRATEGIES:
+        shared = b in ("cookie", "redis", "s3", "celery+redis")
+        out.append(row(b, "concurrency", "multi_instance", "pass" if shared else "fail",
+                       "cross_instance_read_share", 1.0 if shared else 0.0, "share"))
+        out.append(row(b, "concurrency", "same_key_race", "pass", "torn_reads", 0, "reads"))
+        out.append(row(b, "concurrency", "cleanup_race", "pass", "bad_reads", 0, "reads"))
+        out.append(row(b, "concurrency", "quota_race", "pass", "files_over_quota", 0, "files"))
+        native_ttl = b in ("cookie", "redis", "celery+redis")
+        for sweep in (True, False):
+            residue = 0.0 if (native_ttl or sweep) else 1.0
+            out.append(row(b, "leak", "abandoned", "all", "residual_bytes_share", residue, "share", sweep=sweep))
+            for t in range(0, 12, 2):
+                held = 8 * MiB * (t if t < 6 else (6 if residue else 0))
+                out.append(row(b, "leak", "abandoned", "all", "footprint_bytes", held, "bytes", sweep=sweep, t_s=t))
+        out.append(row(b, "leak", "killed_upload", "all", "orphaned_partials", 0, "objects"))
+    findings = {
+        "disk": [("plaintext_at_rest", "fail", "canary found in 1 file under /tmp/x"), ("permissions", "fail", "0644 files")],
+        "encrypted-disk:fernet": [("plaintext_at_rest", "pass", "canary not found"), ("permissions", "pass", "0600 in 0700")],
+        "encrypted-disk:aesgcm-stream": [("plaintext_at_rest", "pass", "canary not found"), ("permissions", "pass", "0600 in 0700")],
+        "redis": [("plaintext_at_rest", "pass", "values not scanned raw as plaintext"),
+                  ("plaintext_in_snapshot", "fail", "canary found in dump.rdb written by a redis-server started with save 60 1"),
+                  ("transport", "fail", "no AUTH, no TLS")],
+        "s3": [("plaintext_at_rest", "not_verifiable", "moto does not encrypt: SSE cannot be proven here"),
+               ("presigned_expiry", "not_verifiable", "moto accepts expired presigned URLs")],
+        "celery+redis": [("plaintext_in_snapshot", "fail", "canary found in dump.rdb"), ("transport", "fail", "no AUTH, no TLS")],
+        "cookie": [("cookie_readable", "fail", "file bytes recovered from the cookie by base64-decoding it")],
+    }
+    for b, items in findings.items():
+        for probe, verdict, evidence in items:
+            out.append(row(b, "security", probe, verdict, "finding", 1.0 if verdict == "pass" else 0.0,
+                           "verdict", evidence=evidence))
+        out.append(row(b, "security", "hostile_keys", "pass", "finding", 1.0, "verdict", evidence="0 of 520 escaped"))
+    out.append(row("redis", "faults", "service_restart", "fail", "lost_acknowledged_writes_share", 1.0, "share",
+                   evidence="redis without persistence lost 200 of 200 acknowledged writes"))
+    out.append(row("celery+redis", "faults", "worker_killed", "pass", "jobs_lost", 0, "jobs"))
+    overhead = {"cookie": 1.37, "disk": 1.0, "encrypted-disk:fernet": 1.34, "encrypted-disk:aesgcm-stream": 1.0005,
+                "redis": 1.25, "s3": 1.0, "celery+redis": 1.25}
+    for b, ratio in overhead.items():
+        sizes = (2048,) if b == "cookie" else SIZES
+        for size in sizes:
+            out.append(row(b, "capacity", "put", "ok", "medium_bytes_per_payload_byte", ratio, "ratio", size_bytes=size))
+        out.append(row(b, "capacity", "put", "ok", "largest_put_accepted_bytes", 2048 if b == "cookie" else 8 * MiB, "bytes"))
+    for size in SIZES:
+        out.append(row("celery+redis", "capacity", "job", "ok", "cpu_s_per_job", 0.02 * size / MiB, "s", size_bytes=size))
+    static = {  # code_lines, external_services, config_knobs, moving_parts
+        "cookie": (120, 0, 3, 0), "disk": (150, 0, 3, 1), "encrypted-disk:fernet": (380, 0, 7, 1),
+        "encrypted-disk:aesgcm-stream": (380, 0, 7, 1), "redis": (330, 1, 6, 1), "s3": (450, 1, 8, 2),
+        "celery+redis": (620, 2, 10, 2),
+    }
+    for b, (lines, services, knobs, parts) in static.items():
+        for metric, value in (("code_lines", lines), ("external_services", services),
+                              ("config_knobs", knobs), ("moving_parts", parts)):
+            out.append(row(b, "static", "source", "all", metric, value, "count"))
+    return out
+
+
+def make_run(folder: Path, records: list[dict[str, Any]] | None = None) -> Path:
+    """Write a run folder (results.csv + run.json) and return it."""
+    write_rows(folder, sample_records() if records is None else records)
+    (folder / "run.json").write_text(json.dumps({
+        "run_id": "test-run",
+        "machine": {"cpu": "test cpu", "cores": 2, "memory_gb": 4},
+        "versions": {"python": "3.11", "redis-server": "7.0.15", "moto": "5.0"},
+        "workload": "quick",
+    }), encoding="utf-8")
+    return folder
+
+
+def edit_value(folder: Path, match: dict[str, Any], value: float) -> int:
+    """Set ``value`` on every row of results.csv matching ``match`` (params keys as ``params.k``)."""
+    import pandas as pd
+
+    path = folder / "results.csv"
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    hit = pd.Series(True, index=table.index)
+    for key, want in match.items():
+        if key.startswith("params."):
+            name = key.split(".", 1)[1]
+            hit &= table.params.map(lambda p, name=name, want=want: json.loads(p).get(name) == want)
+        else:
+            hit &= table[key] == str(want)
+    table.loc[hit, "value"] = str(value)
+    table.to_csv(path, index=False)
+    return int(hit.sum())
