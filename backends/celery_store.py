@@ -8,8 +8,8 @@ it, so the contract suite passes unchanged. What it adds is the review's fourth 
 runs it and stores the report as kind ``result`` with the same TTL; ``status(job_id)`` and
 ``wait(job_id, timeout)`` follow the job.
 
-The task message carries references only (store id, inner spec, session id, TTL), never
-file bytes: Celery base64-encodes arguments, so a 1 MiB file would become a ~1.8 MiB
+The task message carries references only (session id and TTL; the queue names the store),
+never file bytes: Celery base64-encodes arguments, so a 1 MiB file would become a ~1.8 MiB
 message, and RabbitMQ and SQS cap message sizes.
 
 Delivery guarantees: ``task_acks_late`` plus ``task_reject_on_worker_lost``, so a job whose
@@ -82,6 +82,8 @@ STOP_GRACE_S = 10.0
 """How long a worker may finish its current job after SIGTERM before it is SIGKILLed."""
 _POLL_S = 0.5
 """Wait per control round trip (ping, inspect) while waiting for workers."""
+_MEMORY_POLL_S = 0.01
+"""Polling period of the emulated memory:// broker and cache result backend."""
 
 _ENV = "TEMPBENCH_CELERY_CONFIG"
 """Environment variable through which a worker process receives its :class:`WorkerConfig`."""
@@ -92,7 +94,7 @@ class WorkerConfig:
     """Everything a worker process needs to serve one CeleryStore, JSON in its environment."""
 
     store_id: str
-    """Names the private queue and the worker nodes; every task message carries it."""
+    """Names the private queue and the worker nodes; a job's queue tells which store it is for."""
     broker_url: str
     result_url: str
     inner: str
@@ -120,6 +122,9 @@ def make_app(config: WorkerConfig) -> Celery:
     transport_options: dict[str, Any] = {}
     if config.visibility_timeout_s is not None:
         transport_options["visibility_timeout"] = config.visibility_timeout_s
+    if config.broker_url.startswith("memory://"):
+        # the in-memory transport polls (default every second), which would dominate latency
+        transport_options["polling_interval"] = _MEMORY_POLL_S
     app.conf.update(
         broker_url=config.broker_url,
         result_backend=config.result_url,
@@ -183,6 +188,7 @@ class CeleryStore(Store):
         self.concurrency = concurrency
         self.store_id = queue or f"tempbench-{secrets.token_hex(6)}"
         self._private_queue = queue is None
+        self._submitted = False  # a queue exists on the broker only once a job was sent
         # the results live on the wrapped redis store's server when one is given, else on
         # the resolved Redis (services caches it and stops it at exit, not this store)
         given_redis = inner_options.get("url") if inner == "redis" else None
@@ -261,10 +267,11 @@ class CeleryStore(Store):
             raise StoreError(f"ttl_s must be > 0, got {ttl_s!r}")
         self._pool.ensure_started()
         kwargs = {"delay_s": delay_s} if delay_s else {}
+        self._submitted = True
         try:
             result = self.app.send_task(
                 TASK_NAME,
-                args=[self.store_id, self.inner_spec, session_id, float(ttl_s)],
+                args=[session_id, float(ttl_s)],
                 kwargs=kwargs,
                 queue=self.store_id,
             )
@@ -291,7 +298,10 @@ class CeleryStore(Store):
         from tempbench.processing import RESULT_KIND, decode_result
 
         try:
-            summary = self.app.AsyncResult(job_id).get(timeout=timeout, propagate=True)
+            # the interval only matters to polling backends (cache+memory://); Redis pushes
+            summary = self.app.AsyncResult(job_id).get(
+                timeout=timeout, propagate=True, interval=_MEMORY_POLL_S
+            )
         except CeleryTimeout as exc:
             raise BackendUnavailable(
                 f"celery: job {job_id} not finished within {timeout} s "
@@ -349,7 +359,7 @@ class CeleryStore(Store):
         """Stop the workers, drop the private queue, close the wrapped store and services."""
         self._finalizer()
         _LOCAL_STORES.pop(self.store_id, None)
-        if self._private_queue:
+        if self._private_queue and self._submitted:
             self._delete_queue()
         self.app.close()
         self.inner.close()
@@ -373,20 +383,19 @@ _WORKER_STORES: dict[str, Store] = {}
 _worker_lock = threading.Lock()
 
 
-def _process_session_task(
-    task: Any, store_id: str, inner: str, session_id: str, ttl_s: float, delay_s: float = 0.0
-) -> dict:
+def _process_session_task(task: Any, session_id: str, ttl_s: float, delay_s: float = 0.0) -> dict:
     """The Celery task: compare the session's files and store the report (idempotent)."""
     from tempbench.processing import RESULT_KIND, process_session
 
-    store = _store_for(store_id, inner)
+    store = _store_for(task.request.delivery_info.get("routing_key"))
     if delay_s:
         time.sleep(delay_s)  # test-only: keeps the job running so a fault can hit it
     report = process_session(store, session_id, ttl_s)
     return {"session_id": session_id, "kind": RESULT_KIND, "changed_bytes": report["changed_bytes"]}
 
 
-def _store_for(store_id: str, inner: str) -> Store:
+def _store_for(store_id: str | None) -> Store:
+    """The wrapped store of the CeleryStore that owns the queue ``store_id``."""
     with _worker_lock:
         if store_id in _LOCAL_STORES:
             return _LOCAL_STORES[store_id]
@@ -394,15 +403,14 @@ def _store_for(store_id: str, inner: str) -> Store:
             from backends import get_store
 
             config = WorkerConfig.from_env()
-            if (config.store_id, config.inner) != (store_id, inner):
+            if config.store_id != store_id:
                 raise StoreError(
-                    f"celery: this worker serves {config.inner} for {config.store_id}, "
-                    f"not {inner} for {store_id}"
+                    f"celery: this worker serves queue {config.store_id}, got a job from {store_id!r}"
                 )
             options = dict(config.inner_options)
             if "quota" in options:
                 options["quota"] = Quota(**options["quota"])
-            _WORKER_STORES[store_id] = get_store(inner, **options)
+            _WORKER_STORES[store_id] = get_store(config.inner, **options)
         return _WORKER_STORES[store_id]
 
 
@@ -445,6 +453,7 @@ class _WorkerPool:
         self._local: contextlib.ExitStack | None = None
         self._log_dir: Path | None = None
         self._generation = 0
+        self._local_node = f"{config.store_id}-local@localhost"
 
     def ensure_started(self) -> None:
         with self._lock:
@@ -481,6 +490,10 @@ class _WorkerPool:
     def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         with self._lock:
             if self._local is not None:
+                # a shutdown command wakes the worker thread, which otherwise notices the
+                # stop only after its 2 s blocking drain
+                with contextlib.suppress(Exception):
+                    self.app.control.shutdown(destination=[self._local_node])
                 self._local.close()
                 self._local = None
             workers, self._workers = self._workers, []
@@ -495,7 +508,13 @@ class _WorkerPool:
 
         stack = contextlib.ExitStack()
         stack.enter_context(
-            start_worker(self.app, pool="solo", perform_ping_check=False, loglevel="WARNING")
+            start_worker(
+                self.app,
+                pool="solo",
+                perform_ping_check=False,
+                loglevel="WARNING",
+                hostname=self._local_node,
+            )
         )
         self._local = stack
 
@@ -510,7 +529,7 @@ class _WorkerPool:
                 sys.executable, "-m", "celery", "-A", __name__, "worker",
                 "--pool=prefork", f"--concurrency={self.concurrency}",
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "-n", node, "-Q", self.config.store_id, "--loglevel=INFO",
+                "-n", node, "-Q", self.config.store_id, "--loglevel=WARNING",
             ]  # fmt: skip
             with log_path.open("wb") as log_file:
                 process = subprocess.Popen(

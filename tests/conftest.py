@@ -38,6 +38,7 @@ STORE_BUILDERS: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
     "s3": lambda tmp, req: build_s3_store(req),
     "redis": lambda tmp, req: build_redis_store(req),
     "cookie": lambda tmp, req: get_store("cookie"),
+    "celery+redis": lambda tmp, req: build_celery_store(req),
 }
 
 
@@ -61,6 +62,17 @@ def build_redis_store(request: pytest.FixtureRequest, **options: object) -> Stor
     store = get_store("redis", **options)
     request.addfinalizer(store.purge)
     return store
+
+
+def build_celery_store(request: pytest.FixtureRequest, **options: object) -> Store:
+    """A ``celery+redis`` store on the server and under a per-test prefix chosen as for
+    ``redis`` (purged after). Its workers start on the first ``submit()`` only, so contract
+    tests, which never submit, start none."""
+    probe = build_redis_store(request)
+    options.setdefault("url", probe.redis_service.url)
+    options.setdefault("prefix", probe.prefix)
+    probe.close()
+    return get_store("celery+redis", **options)
 
 
 def build_s3_store(request: pytest.FixtureRequest, **options: object) -> Store:
