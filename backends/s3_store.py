@@ -115,6 +115,7 @@ DEFAULT_STALE_UPLOAD_S = 3600.0
 CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 5.0
 MAX_ATTEMPTS = 3
+"""Attempts per request, the first included (botocore `total_max_attempts`)."""
 
 _session = boto3.session.Session()
 _session_lock = threading.Lock()
@@ -134,7 +135,7 @@ def client_config() -> Config:
     return Config(
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         signature_version="s3v4",
     )
 

@@ -37,6 +37,7 @@ from backends import (
 )
 from backends.base import MiB
 from backends.s3_store import (
+    MAX_ATTEMPTS,
     S3_MAX_PARTS,
     S3_MIN_PART_BYTES,
     SIGV4_MAX_EXPIRES_S,
@@ -45,6 +46,7 @@ from backends.s3_store import (
     make_client,
     probe_signature_enforcement,
 )
+from scenarios.fault_proxy import FaultProxy
 from tempbench.services import S3_ENDPOINT_ENV, ServiceError, free_port, resolve_s3
 from tests.conftest import build_s3_store, unavailable
 
@@ -294,6 +296,21 @@ def test_unreachable_endpoint_raises_backend_unavailable() -> None:
     nothing_listens = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(BackendUnavailable, match="127.0.0.1"):
         S3Store(endpoint_url=nothing_listens)
+
+
+def test_throttling_beyond_the_bounded_retries_raises_backend_unavailable(store: S3Store) -> None:
+    with FaultProxy(store.endpoint_url) as proxy:
+        via_proxy = S3Store(endpoint_url=proxy.url, bucket=store.bucket, prefix=store.prefix)
+        via_proxy.put(SESSION, "original", b"before throttling", ttl_s=60)
+        proxy.slowdown_rate = 1.0
+        proxy.reset()
+        with pytest.raises(BackendUnavailable, match="SlowDown"):
+            via_proxy.put(SESSION, "modified", b"x", ttl_s=60)
+        assert proxy.stats().throttled == MAX_ATTEMPTS  # retried, then gave up
+        via_proxy.close()
+    assert store.get(SESSION, "original") == b"before throttling"
+    with pytest.raises(NotFound):
+        store.get(SESSION, "modified")
 
 
 # ------------------------------------------------------------- what moto does not check
