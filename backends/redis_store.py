@@ -64,8 +64,9 @@ INDEX_SUFFIX = "_kinds"
 HEADER_MAX = 256
 """Bytes of a manifest read to parse its header (a header is well under 100 bytes)."""
 
-_READ_ATTEMPTS = 3
-"""How often ``get`` starts again when the file is replaced while it is being read."""
+_READ_ATTEMPTS = 5
+"""How often ``get`` starts again when the file is replaced while it is being read (the old
+version's chunks go at once, so a reader racing a writer starts over rather than mixing)."""
 
 # Publish (or, with mode 'check', only check the quota for) one file.
 # KEYS[1] manifest, KEYS[2] session index.
@@ -331,7 +332,9 @@ class RedisStore(Store):
         where = self._service.describe()["url"]
         if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
             return BackendUnavailable(f"redis at {where}: {type(exc).__name__}: {exc}")
-        if isinstance(exc, redis.ResponseError) and "OOM" in str(exc):
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or (
+            isinstance(exc, redis.ResponseError) and "OOM" in str(exc)  # raised inside a script
+        ):
             return StorageFull(f"redis at {where}: out of memory (maxmemory reached): {exc}")
         return None
 
