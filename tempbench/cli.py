@@ -25,6 +25,17 @@ def main() -> None:
     """tempbench: measure temporary-file strategies; see the README for the two commands."""
 
 
+def _register_report_commands() -> None:
+    # offline rendering and comparison of run folders (issue 6): reports/ only, no services
+    from tempbench.report_command import compare, report
+
+    app.command("report")(report)
+    app.command("compare")(compare)
+
+
+_register_report_commands()
+
+
 @app.command("backends")
 def backends_command() -> None:
     """List every registered strategy, its capabilities, and what would serve it now."""

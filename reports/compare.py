@@ -1,0 +1,160 @@
+"""What changed between two runs: matrix cells whose rating moved, and figures that moved.
+
+Both runs are judged by the SAME rules, prices and profile (the current files), so a change
+comes from the measurements, not from a policy edit. Figures are matched on (backend,
+scenario, operation, outcome, metric, params) with the volatile params left out (a run's
+duration, evidence text, per-second index).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from reports.cost import estimate_costs, load_prices, load_profile
+from reports.data import Row, RunData, load_run, params_key
+from reports.matrix import Matrix, build_matrix, load_rules
+
+VOLATILE_PARAMS = frozenset({"duration_s", "evidence", "second", "processes"})
+SKIPPED_METRIC_PREFIXES = ("ts_",)
+
+
+@dataclass(frozen=True)
+class CellChange:
+    criterion: str
+    backend: str
+    before: str
+    after: str
+    before_text: str
+    after_text: str
+
+
+@dataclass(frozen=True)
+class FigureChange:
+    backend: str
+    scenario: str
+    operation: str
+    outcome: str
+    metric: str
+    params: str
+    unit: str
+    before: float | None
+    after: float | None
+
+    @property
+    def relative(self) -> float:
+        """Relative change (inf when a figure appeared from zero or disappeared)."""
+        if self.before is None or self.after is None:
+            return math.inf
+        if self.before == 0:
+            return 0.0 if self.after == 0 else math.inf
+        return (self.after - self.before) / abs(self.before)
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    run_a: str
+    run_b: str
+    cells: tuple[CellChange, ...]
+    figures: tuple[FigureChange, ...]
+    tolerance: float
+    compared_figures: int
+
+
+def compare_runs(
+    run_a: str | Path | RunData,
+    run_b: str | Path | RunData,
+    tolerance: float = 0.10,
+    *,
+    rules_path: str | Path | None = None,
+) -> RunComparison:
+    """Cells whose rating changed and figures that moved by more than ``tolerance`` (relative)."""
+    a = run_a if isinstance(run_a, RunData) else load_run(run_a)
+    b = run_b if isinstance(run_b, RunData) else load_run(run_b)
+    rules = load_rules(rules_path)
+    prices, profile = load_prices(), load_profile()
+    columns = [c.spec for c in rules.columns]
+    ma = build_matrix(a, rules, estimate_costs(a, prices, profile, columns), columns)
+    mb = build_matrix(b, rules, estimate_costs(b, prices, profile, columns), columns)
+    figures_a, figures_b = _figures(a.rows), _figures(b.rows)
+    moved = []
+    for key in sorted(set(figures_a) | set(figures_b)):
+        before, after = figures_a.get(key), figures_b.get(key)
+        change = FigureChange(*key, before=before[0] if before else None,
+                              after=after[0] if after else None,
+                              unit=(before or after)[1])  # type: ignore[index]
+        if abs(change.relative) > tolerance:
+            moved.append(change)
+    moved.sort(key=lambda c: (-min(abs(c.relative), 1e12), c.backend, c.metric))
+    return RunComparison(
+        run_a=a.run_id,
+        run_b=b.run_id,
+        cells=tuple(_cell_changes(ma, mb)),
+        figures=tuple(moved),
+        tolerance=tolerance,
+        compared_figures=len(set(figures_a) & set(figures_b)),
+    )
+
+
+def format_comparison(cmp: RunComparison, limit: int = 40) -> str:
+    """The comparison as Markdown (what ``tempbench compare`` prints)."""
+    lines = [f"## tempbench compare: `{cmp.run_a}` → `{cmp.run_b}`", ""]
+    if cmp.cells:
+        lines += ["### Matrix cells that changed", "", "| criterion | strategy | before | after |",
+                  "|---|---|---|---|"]
+        for c in cmp.cells:
+            lines.append(f"| {c.criterion} | {c.backend} | {c.before_text} | {c.after_text} |")
+    else:
+        lines.append("No matrix cell changed rating.")
+    lines += ["", f"### Figures that moved by more than {cmp.tolerance:.0%} "
+                  f"({len(cmp.figures)} of {cmp.compared_figures} compared)", ""]
+    if cmp.figures:
+        lines += ["| strategy | scenario | operation | outcome | metric | params | before | after | change |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for f in cmp.figures[:limit]:
+            change = "new" if f.before is None else "gone" if f.after is None else (
+                "∞" if math.isinf(f.relative) else f"{f.relative:+.0%}")
+            lines.append(
+                f"| {f.backend} | {f.scenario} | {f.operation} | {f.outcome} | {f.metric} | "
+                f"{f.params.replace('|', '/')} | {_num(f.before)} | {_num(f.after)} {f.unit} | {change} |"
+            )
+        if len(cmp.figures) > limit:
+            lines.append(f"\n… {len(cmp.figures) - limit} more (raise --limit to see them).")
+    return "\n".join(lines) + "\n"
+
+
+def _figures(rows: list[Row]) -> dict[tuple[str, ...], tuple[float, str]]:
+    grouped: dict[tuple[str, ...], list[Row]] = {}
+    for row in rows:
+        if row.metric.startswith(SKIPPED_METRIC_PREFIXES) or math.isnan(row.value):
+            continue
+        params = {k: v for k, v in row.params.items() if k not in VOLATILE_PARAMS}
+        key = (row.backend, row.scenario, row.operation, row.outcome, row.metric, params_key(params))
+        grouped.setdefault(key, []).append(row)
+    return {k: (statistics.fmean(r.value for r in rs), rs[0].unit) for k, rs in grouped.items()}
+
+
+def _cell_changes(ma: Matrix, mb: Matrix) -> list[CellChange]:
+    out = []
+    rules = ma.rules
+    for criterion in rules.criteria:
+        for backend in ma.backends:
+            ca, cb = ma.cell(criterion.id, backend), mb.cell(criterion.id, backend)
+            if ca.rating != cb.rating:
+                out.append(CellChange(
+                    criterion=criterion.label.get("en", criterion.id),
+                    backend=backend,
+                    before=ca.rating,
+                    after=cb.rating,
+                    before_text=f"{rules.symbol(ca.rating)} " + "; ".join(f.text["en"] for f in ca.decisive),
+                    after_text=f"{rules.symbol(cb.rating)} " + "; ".join(f.text["en"] for f in cb.decisive),
+                ))
+    return out
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
