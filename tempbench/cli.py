@@ -67,5 +67,17 @@ def backends_command() -> None:
     console.print(f"Registered store names: {', '.join(sorted(REGISTRY))}")
 
 
+def _register_http_commands() -> None:
+    # the reference app's commands live in their own modules (issue 7)
+    from tempbench.load_command import load_command
+    from tempbench.serve_command import serve_command
+
+    app.command("serve")(serve_command)
+    app.command("load")(load_command)
+
+
+_register_http_commands()
+
+
 if __name__ == "__main__":
     app()

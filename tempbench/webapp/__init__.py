@@ -1,0 +1,460 @@
+"""The reference Flask app of the review, rebuilt small but real, over any store.
+
+The app the review describes takes two ECU firmware images from a user (``original`` and
+``modified``), compares them and offers the result for download. Here it runs over any
+tempbench store, so every strategy can also be measured end to end over HTTP.
+
+The session cookie holds only a reference (a random session id and the current job id),
+except with the ``cookie`` strategy, which keeps the files in the cookie as the original app
+did, so its failure can be reproduced. Endpoints (all errors are JSON, see ``errors.py``):
+
+==========================================  =================================================
+``GET /``                                   the page for people (upload, progress, download)
+``GET /api/info``                           strategy, service, capabilities, limits
+``GET|POST /api/noop``                      does nothing (POST drains the body): the ratio reference
+``POST /api/files/<kind>``                  upload ``original``/``modified``: multipart field
+                                            ``file``, or the raw body (streamed into the store)
+``POST /api/files/<kind>/presign``          stores with direct upload (s3): a presigned POST form
+``POST /api/files/<kind>/confirm``          ... then the app checks what the client uploaded
+``POST /api/process``                       compare the pair: inline, or queued (celery)
+``GET /api/jobs/<job_id>``                  job state
+``GET /api/jobs/<job_id>/events``           job state as Server-Sent Events until it ends
+``GET /api/result``                         download the result (JSON)
+``DELETE /api/session``                     delete the session's files
+==========================================  =================================================
+
+Multipart uploads pass through Werkzeug's form parser, which spools parts over 500 KiB to an
+unencrypted temporary file before any view runs; the raw-body path hands ``request.stream``
+straight to ``store.put`` and never touches the temp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Flask,
+    Response,
+    jsonify,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
+
+from backends import get_store
+from backends.base import (
+    CHUNK_BYTES,
+    Expired,
+    InvalidKey,
+    MiB,
+    NotFound,
+    Store,
+    StoreError,
+    validate_key,
+    validate_session_id,
+)
+from tempbench import processing
+from tempbench.webapp.cookie_session import FlaskSessionCookieStore
+from tempbench.webapp.errors import BadRequest, install_error_handlers
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CONTENT_LENGTH = 16 * MiB
+DEFAULT_TTL_S = 3600.0
+UPLOAD_KINDS = ("original", "modified")
+TERMINAL_STATES = ("done", "failed", "expired", "missing")
+
+ENV_BACKEND = "TEMPBENCH_BACKEND"
+ENV_STORE_OPTIONS = "TEMPBENCH_STORE_OPTIONS"
+ENV_SECRET_KEY = "TEMPBENCH_SECRET_KEY"
+ENV_TTL_S = "TEMPBENCH_TTL_S"
+ENV_MAX_CONTENT_LENGTH = "TEMPBENCH_MAX_CONTENT_LENGTH"
+ENV_SERVICE = "TEMPBENCH_SERVICE"
+
+_INLINE_PREFIX = "inline-"
+
+
+def create_app(
+    store_spec: str,
+    *,
+    store: Store | None = None,
+    store_options: dict[str, Any] | None = None,
+    secret_key: str | bytes | None = None,
+    ttl_s: float = DEFAULT_TTL_S,
+    max_content_length: int | None = DEFAULT_MAX_CONTENT_LENGTH,
+    sse_interval_s: float = 0.25,
+    sse_timeout_s: float = 300.0,
+    service: dict[str, Any] | None = None,
+) -> Flask:
+    """Build the reference app over the store ``store_spec`` (as in ``backends.STRATEGIES``).
+
+    ``store`` passes a ready store (tests); otherwise it is built with
+    ``backends.get_store(store_spec, **store_options)``, except ``cookie``, which keeps the
+    files in Flask's session cookie like the original app. App instances that must share
+    sessions (several gunicorn workers) need the same ``secret_key`` and a shared medium.
+    """
+    app = Flask(__name__)
+    if secret_key is None:
+        log.warning("no secret key given: sessions only survive within this process")
+        secret_key = secrets.token_bytes(32)
+    app.config.update(
+        SECRET_KEY=secret_key,
+        MAX_CONTENT_LENGTH=max_content_length,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    the_store = store if store is not None else _build_store(store_spec, store_options or {})
+    state = _AppState(
+        spec=store_spec,
+        store=the_store,
+        ttl_s=float(ttl_s),
+        sse_interval_s=sse_interval_s,
+        sse_timeout_s=sse_timeout_s,
+        service=service,
+    )
+    app.extensions["tempbench"] = state
+    install_error_handlers(app)
+    _add_routes(app, state)
+    return app
+
+
+def create_app_from_env() -> Flask:
+    """The app as configured by environment variables (what gunicorn workers import)."""
+    spec = os.environ.get(ENV_BACKEND)
+    if not spec:
+        raise RuntimeError(f"{ENV_BACKEND} must name the store spec (e.g. disk, redis)")
+    limit = os.environ.get(ENV_MAX_CONTENT_LENGTH)
+    return create_app(
+        spec,
+        store_options=json.loads(os.environ.get(ENV_STORE_OPTIONS) or "{}"),
+        secret_key=os.environ.get(ENV_SECRET_KEY),
+        ttl_s=float(os.environ.get(ENV_TTL_S, DEFAULT_TTL_S)),
+        max_content_length=int(limit) if limit else DEFAULT_MAX_CONTENT_LENGTH,
+        service=json.loads(os.environ[ENV_SERVICE]) if os.environ.get(ENV_SERVICE) else None,
+    )
+
+
+def app_store(app: Flask) -> Store:
+    """The store an app built by :func:`create_app` writes to."""
+    return app.extensions["tempbench"].store
+
+
+# ------------------------------------------------------------------------------ state
+
+
+class _AppState:
+    def __init__(
+        self,
+        spec: str,
+        store: Store,
+        ttl_s: float,
+        sse_interval_s: float,
+        sse_timeout_s: float,
+        service: dict[str, Any] | None,
+    ) -> None:
+        self.spec = spec
+        self.service = service
+        self.store = store
+        self.ttl_s = ttl_s
+        self.sse_interval_s = sse_interval_s
+        self.sse_timeout_s = sse_timeout_s
+
+    @property
+    def queued(self) -> bool:
+        return callable(getattr(self.store, "submit", None))
+
+    @property
+    def direct_upload(self) -> bool:
+        return callable(getattr(self.store, "presign_upload", None))
+
+    def job_state(self, session_id: str, job_id: str) -> dict[str, Any]:
+        """Where a job stands, read from the store or the queue (never from worker memory)."""
+        if job_id.startswith(_INLINE_PREFIX):
+            # Inline jobs finish inside the request; whichever worker asks later finds the
+            # result in the shared store or learns it is gone.
+            try:
+                self.store.open(session_id, processing.RESULT_KIND).close()
+            except NotFound:
+                return {"job_id": job_id, "state": "missing", "message": "no result stored"}
+            except Expired as exc:
+                return {"job_id": job_id, "state": "expired", "message": str(exc)}
+            except StoreError as exc:
+                return {"job_id": job_id, "state": "failed", "message": str(exc)}
+            return {"job_id": job_id, "state": "done"}
+        return {"job_id": job_id, **_queued_state(self.store.status(job_id))}  # type: ignore[attr-defined]
+
+
+def _queued_state(raw: Any) -> dict[str, Any]:
+    """Normalise what a queueing store reports into ``{"state": queued|running|done|failed}``."""
+    if isinstance(raw, str):
+        raw = {"state": raw}
+    elif not isinstance(raw, dict):
+        raw = {"state": getattr(raw, "state", str(raw)), **getattr(raw, "__dict__", {})}
+    word = str(raw.get("state", "unknown")).lower()
+    mapping = {
+        "pending": "queued",
+        "queued": "queued",
+        "received": "queued",
+        "started": "running",
+        "running": "running",
+        "retry": "running",
+        "success": "done",
+        "done": "done",
+        "failure": "failed",
+        "failed": "failed",
+        "revoked": "failed",
+    }
+    out = {k: v for k, v in raw.items() if _jsonable(v)}
+    out["state"] = mapping.get(word, word)
+    return out
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _build_store(spec: str, options: dict[str, Any]) -> Store:
+    if spec == "cookie":
+        return FlaskSessionCookieStore()
+    options = dict(options)
+    for name in ("root",):  # JSON carries paths as strings
+        if name in options:
+            options[name] = Path(options[name])
+    return get_store(spec, **options)
+
+
+# ----------------------------------------------------------------------------- routes
+
+
+def _add_routes(app: Flask, state: _AppState) -> None:  # noqa: C901 - one table of routes
+    store = state.store
+
+    @app.get("/")
+    def index() -> str:
+        return render_template("index.html", backend=state.spec)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(ok=True)
+
+    @app.get("/api/info")
+    def info() -> Response:
+        service = state.service or asdict(store.service())
+        return jsonify(
+            backend=state.spec,
+            service=service["name"],
+            emulated=bool(service["emulated"]),
+            capabilities=asdict(store.capabilities),
+            direct_upload=state.direct_upload,
+            queued_processing=state.queued,
+            files_in_cookie=isinstance(store, FlaskSessionCookieStore),
+            max_content_length=app.config["MAX_CONTENT_LENGTH"],
+            ttl_s=state.ttl_s,
+            upload_kinds=list(UPLOAD_KINDS),
+            pid=os.getpid(),
+        )
+
+    @app.route("/api/noop", methods=["GET", "POST"])
+    def noop() -> Response:
+        # Receives the body like an upload does, then throws it away: the same request
+        # through the same server, minus the store.
+        received = 0
+        if request.method == "POST":
+            stream = request.stream
+            while chunk := stream.read(CHUNK_BYTES):
+                received += len(chunk)
+        return jsonify(ok=True, bytes=received)
+
+    @app.post("/api/files/<kind>")
+    def upload(kind: str) -> tuple[Response, int]:
+        kind = _upload_kind(kind)
+        sid = _session_id(create=True)
+        if request.mimetype == "multipart/form-data":
+            part = request.files.get("file")
+            if part is None:
+                raise BadRequest(
+                    "a multipart upload needs the file in a form field named 'file'", "missing_file"
+                )
+            via, source = "multipart", part.stream
+        else:
+            if request.content_length == 0:
+                raise BadRequest("the request body is empty; nothing was stored", "empty")
+            via, source = "raw", request.stream
+        stored = store.put(sid, kind, source, state.ttl_s)
+        if stored == 0:
+            store.delete(sid, kind)
+            raise BadRequest("the uploaded file is empty; nothing was stored", "empty")
+        return jsonify(kind=kind, bytes=stored, via=via, session_id=sid), 201
+
+    @app.post("/api/files/<kind>/presign")
+    def presign(kind: str) -> Response:
+        kind = _upload_kind(kind)
+        if not state.direct_upload:
+            raise BadRequest(
+                f"the {state.spec} strategy has no direct upload; POST the file to "
+                f"/api/files/{kind} instead",
+                "not_supported",
+                status=409,
+            )
+        sid = _session_id(create=True)
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        form = store.presign_upload(sid, kind, state.ttl_s, limit)  # type: ignore[attr-defined]
+        return jsonify(
+            **form, kind=kind, max_bytes=limit, confirm_url=url_for("confirm", kind=kind)
+        )
+
+    @app.post("/api/files/<kind>/confirm")
+    def confirm(kind: str) -> Response:
+        kind = _upload_kind(kind)
+        if not state.direct_upload:
+            raise BadRequest(f"the {state.spec} strategy has no direct upload", "not_supported", status=409)
+        sid = _session_id(create=False)
+        confirmed = store.confirm_upload(sid, kind)  # type: ignore[attr-defined]
+        size = confirmed.get("bytes", confirmed.get("size")) if isinstance(confirmed, dict) else confirmed
+        return jsonify(kind=kind, bytes=size, via="direct", session_id=sid)
+
+    @app.post("/api/process")
+    def process() -> tuple[Response, int]:
+        sid = _session_id(create=False)
+        if state.queued:
+            job_id = str(store.submit(sid, ttl_s=state.ttl_s))  # type: ignore[attr-defined]
+            session["job"] = job_id
+            return _job_links(job_id, state="queued", mode="queued"), 202
+        report = processing.process_session(store, sid, state.ttl_s)
+        job_id = f"{_INLINE_PREFIX}{sid}"
+        session["job"] = job_id
+        summary = {k: report[k] for k in ("identical", "changed_bytes", "region_count")}
+        return _job_links(job_id, state="done", mode="inline", summary=summary), 200
+
+    @app.get("/api/jobs/<job_id>")
+    def job_status(job_id: str) -> Response:
+        sid, job_id = _own_job(job_id)
+        return jsonify(state.job_state(sid, job_id))
+
+    @app.get("/api/jobs/<job_id>/events")
+    def job_events(job_id: str) -> Response:
+        sid, job_id = _own_job(job_id)
+        events = stream_with_context(_job_events(state, sid, job_id))
+        return Response(
+            events,
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/api/result")
+    def download() -> Response:
+        sid = _session_id(create=False)
+        stream = store.open(sid, processing.RESULT_KIND)
+        first = stream.read(CHUNK_BYTES)  # errors surface here, before the status is sent
+
+        def body() -> Iterator[bytes]:
+            try:
+                chunk = first
+                while chunk:
+                    yield chunk
+                    chunk = stream.read(CHUNK_BYTES)
+            finally:
+                stream.close()
+
+        return Response(
+            body(),
+            mimetype="application/json",
+            headers={"Content-Disposition": f'attachment; filename="ecu-diff-{sid[:12]}.json"'},
+        )
+
+    @app.delete("/api/session")
+    def delete_session() -> Response:
+        sid = session.get("sid")
+        removed = 0
+        if sid is not None:
+            removed = store.delete_session(validate_session_id(sid))
+        session.clear()
+        return jsonify(deleted=removed)
+
+
+def _job_links(job_id: str, **fields: Any) -> Response:
+    return jsonify(
+        job_id=job_id,
+        status_url=url_for("job_status", job_id=job_id),
+        events_url=url_for("job_events", job_id=job_id),
+        **fields,
+    )
+
+
+def _job_events(state: _AppState, sid: str, job_id: str) -> Iterator[str]:
+    """Yield the job's state whenever it changes, until it ends or the stream times out."""
+    started = time.monotonic()
+    last: dict[str, Any] | None = None
+    while True:
+        current = state.job_state(sid, job_id)
+        current["elapsed_s"] = round(time.monotonic() - started, 3)
+        if last is None or current["state"] != last["state"] or current.get("progress") != last.get("progress"):
+            yield f"event: status\ndata: {json.dumps(current)}\n\n"
+            last = current
+        if current["state"] in TERMINAL_STATES:
+            return
+        if time.monotonic() - started > state.sse_timeout_s:
+            message = f"job still {current['state']} after {state.sse_timeout_s:.0f} s; poll its status URL"
+            yield f"event: timeout\ndata: {json.dumps({'job_id': job_id, 'message': message})}\n\n"
+            return
+        time.sleep(state.sse_interval_s)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def _upload_kind(kind: str) -> str:
+    try:
+        validate_key("probe", kind)
+    except InvalidKey as exc:
+        raise BadRequest(f"refused file kind: {exc}", "invalid_key") from None
+    if kind not in UPLOAD_KINDS:
+        raise BadRequest(
+            f"files of kind {kind!r} cannot be uploaded; allowed kinds: {', '.join(UPLOAD_KINDS)}",
+            "invalid_key",
+        )
+    return kind
+
+
+def _session_id(create: bool) -> str:
+    """The session's id from its cookie; a new one when ``create`` and there is none."""
+    sid = session.get("sid")
+    if sid is None:
+        if not create:
+            raise BadRequest("this browser session has no files yet; upload one first", "no_session", status=404)
+        sid = secrets.token_hex(16)
+        session["sid"] = sid
+        return sid
+    try:
+        return validate_session_id(sid)
+    except InvalidKey as exc:  # only a forged cookie (leaked secret key) gets here
+        raise BadRequest(f"refused session reference: {exc}", "invalid_key") from None
+
+
+def _own_job(job_id: str) -> tuple[str, str]:
+    if len(job_id) > 128 or not _TOKEN.fullmatch(job_id):
+        raise BadRequest(
+            f"job id {job_id[:40]!r} is not 1-128 chars of [A-Za-z0-9_-]", "invalid_key"
+        )
+    sid = _session_id(create=False)
+    if session.get("job") != job_id:
+        raise BadRequest(f"this session has no job {job_id!r}", "not_found", status=404)
+    return sid, job_id
