@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -219,7 +219,7 @@ class S3Store(Store):
         )
         self._lock = threading.Lock()
         self._uploads_in_flight: set[str] = set()
-        self._issued_limits: dict[Key, tuple[int, float]] = {}  # key -> (max_bytes, url expiry)
+        self._issued: dict[Key, _IssuedUpload] = {}
 
         from tempbench.services import resolve_s3
 
@@ -296,8 +296,12 @@ class S3Store(Store):
                 self.bucket, self._key(key), Fields=fields, Conditions=conditions, ExpiresIn=url_ttl
             )
         with self._lock:
-            self._issued_limits = {k: v for k, v in self._issued_limits.items() if v[1] > now}
-            self._issued_limits[key] = (max_bytes, now + url_ttl)
+            self._issued = {k: v for k, v in self._issued.items() if v.form_expires_at > now}
+            self._issued[key] = _IssuedUpload(
+                max_bytes=max_bytes,
+                expires_stamp=fields[f"x-amz-meta-{EXPIRES_META}"],
+                form_expires_at=now + url_ttl,
+            )
         return {"method": "POST", "url": post["url"], "fields": post["fields"]}
 
     def confirm_upload(self, session_id: str, kind: str) -> int:
@@ -306,9 +310,13 @@ class S3Store(Store):
         The limit is the smallest of the store's object limit, the ``max_bytes`` stamped in
         the object's metadata, and the ``max_bytes`` this instance issued for the key (which
         a client cannot alter on an endpoint that ignores POST policies). An object over
-        the limit is deleted and ``QuotaExceeded`` raised; one past its expiry is deleted and
-        ``Expired`` raised; one without the stamps the policy requires is deleted and
-        ``CorruptData`` raised. An object stored without SSE is re-written in place with it.
+        the limit is deleted and ``QuotaExceeded`` raised; one without the stamps the policy
+        requires, or with stamps other than this instance issued, is deleted and
+        ``CorruptData`` raised; one past its expiry is deleted and ``Expired`` raised. An
+        object stored without SSE is re-written in place with it.
+
+        Where another instance issued the form and the endpoint ignores POST policies (moto),
+        only the store's object limit and the stamps as uploaded can be checked.
         """
         key = validate_key(session_id, kind)
         what = f"confirm_upload {key.session_id}/{key.kind}"
@@ -322,7 +330,7 @@ class S3Store(Store):
             expires_at = _parse_float(metadata.get(EXPIRES_META))
             stamped_limit = _parse_int(metadata.get(MAX_BYTES_META))
             with self._lock:
-                issued = self._issued_limits.pop(key, None)
+                issued = self._issued.pop(key, None)
             if expires_at is None or stamped_limit is None:
                 self._client.delete_object(Bucket=self.bucket, Key=s3_key)
                 raise CorruptData(
@@ -331,13 +339,22 @@ class S3Store(Store):
                 )
             limits = [n for n in (self._object_limit(), stamped_limit) if n is not None]
             if issued is not None:
-                limits.append(issued[0])
+                limits.append(issued.max_bytes)
             limit = min(limits)
             if size > limit:
                 self._client.delete_object(Bucket=self.bucket, Key=s3_key)
                 raise QuotaExceeded(
                     f"s3: {what}: direct upload of {size} bytes exceeds the {limit}-byte limit; "
                     "object deleted"
+                )
+            if issued is not None and (
+                metadata[EXPIRES_META] != issued.expires_stamp
+                or stamped_limit != issued.max_bytes
+            ):
+                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
+                raise CorruptData(
+                    f"s3: {what}: the upload's expiry/limit metadata differs from the form this "
+                    "store issued (the endpoint did not enforce the policy); object deleted"
                 )
             if expires_at <= expiry_clock():
                 self._client.delete_object(Bucket=self.bucket, Key=s3_key)
@@ -765,6 +782,15 @@ def _judge(observed: dict[str, dict[str, Any]], emulated: bool) -> tuple[dict[st
 
 
 # ---------------------------------------------------------------------- small helpers
+
+
+@dataclass(frozen=True)
+class _IssuedUpload:
+    """What this instance put in a presigned form, to check the upload against."""
+
+    max_bytes: int
+    expires_stamp: str
+    form_expires_at: float
 
 
 class _BodyReader(io.RawIOBase):

@@ -28,6 +28,7 @@ import requests
 
 from backends import (
     BackendUnavailable,
+    CorruptData,
     Expired,
     Footprint,
     NotFound,
@@ -150,6 +151,16 @@ def test_direct_upload_cannot_raise_its_own_size_limit(store: S3Store, raw) -> N
     response = post_form(form, os.urandom(4096), **{"x-amz-meta-tempbench-max-bytes": "1000000"})
     if response.ok:
         with pytest.raises(QuotaExceeded):
+            store.confirm_upload(SESSION, "original")
+    assert keys_under(raw, store) == []
+
+
+def test_direct_upload_cannot_extend_its_own_expiry(store: S3Store, raw) -> None:
+    form = store.presign_upload(SESSION, "original", ttl_s=600, max_bytes=1024)
+    forever = str(time.time() + 10 * 365 * 24 * 3600)
+    response = post_form(form, b"small", **{"x-amz-meta-tempbench-expires-at": forever})
+    if response.ok:
+        with pytest.raises(CorruptData, match="differs from the form this store issued"):
             store.confirm_upload(SESSION, "original")
     assert keys_under(raw, store) == []
 
