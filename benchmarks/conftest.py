@@ -1,0 +1,75 @@
+"""Throughput ratios for benchmarks: record each measurement, print ratios at the end.
+
+A benchmark calls ``record_throughput(group, label, nbytes, reference=...)`` right after
+``benchmark(...)``; at the end of the session every label of a group is printed with its
+throughput (bytes / median time) and its ratio to each reference of the same group, all
+measured in the same run. Nothing is asserted on the figures: machines differ, ratios hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Throughput:
+    group: str
+    label: str
+    nbytes: int
+    median_s: float
+    reference: bool
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.nbytes / self.median_s / MB
+
+
+_MEASURED = pytest.StashKey[list[Throughput]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_MEASURED] = []
+
+
+@pytest.fixture
+def record_throughput(benchmark, request: pytest.FixtureRequest) -> Callable[..., None]:
+    """``record(group, label, nbytes, reference=False)``, called after ``benchmark(...)``."""
+
+    def record(group: str, label: str, nbytes: int, reference: bool = False) -> None:
+        stats = getattr(benchmark, "stats", None)
+        if stats is None:  # --benchmark-disable: nothing was measured
+            return
+        request.config.stash[_MEASURED].append(
+            Throughput(group, label, nbytes, stats.stats.median, reference)
+        )
+
+    return record
+
+
+def ratio_lines(measured: list[Throughput]) -> list[str]:
+    """One line per label: throughput, then its ratio to every other reference of its group."""
+    lines: list[str] = []
+    for group in dict.fromkeys(m.group for m in measured):
+        rows = [m for m in measured if m.group == group]
+        references = [m for m in rows if m.reference]
+        lines.append(f"{group}:")
+        for row in rows:
+            ratios = ", ".join(
+                f"{row.mb_per_s / ref.mb_per_s:.2f}x {ref.label}" for ref in references if ref is not row
+            )
+            lines.append(f"  {row.label:<32} {row.mb_per_s:9.1f} MB/s" + (f"   = {ratios}" if ratios else ""))
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    measured = config.stash.get(_MEASURED, [])
+    if not measured:
+        return
+    terminalreporter.section("throughput ratios (median times, measured in this run)")
+    for line in ratio_lines(measured):
+        terminalreporter.write_line(line)
