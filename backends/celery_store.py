@@ -144,7 +144,6 @@ def make_app(config: WorkerConfig) -> Celery:
         result_expires=int(DEFAULT_TTL_S),
         # fail fast instead of hanging when Redis goes away under the result backend
         redis_socket_connect_timeout=2,
-        redis_socket_timeout=30,
         worker_hijack_root_logger=False,
     )
     app.task(name=TASK_NAME, bind=True)(_process_session_task)
@@ -356,10 +355,15 @@ class CeleryStore(Store):
         return self.inner.footprint()
 
     def close(self) -> None:
-        """Stop the workers, drop the private queue, close the wrapped store and services."""
+        """Stop the workers, drop the queue this store owns, close the wrapped store.
+
+        Shared services (the resolved Redis, the broker) stay up: they are not this store's.
+        """
         self._finalizer()
         _LOCAL_STORES.pop(self.store_id, None)
-        if self._private_queue and self._submitted:
+        # the queue exists on the broker once a job was sent or a worker consumed it; drop it
+        # when it is private to this store or this store ran its workers (it owns it)
+        if (self._private_queue and self._submitted) or self._pool.started_ever:
             self._delete_queue()
         self.app.close()
         self.inner.close()
@@ -367,7 +371,7 @@ class CeleryStore(Store):
     # ---- helpers ----------------------------------------------------------------------
 
     def _delete_queue(self) -> None:
-        """Remove the private queue from the broker (RabbitMQ keeps declared queues)."""
+        """Remove the queue from the broker (RabbitMQ keeps declared queues forever)."""
         try:
             with self.app.connection_for_write() as conn:
                 conn.default_channel.queue_delete(self.store_id)
@@ -454,11 +458,13 @@ class _WorkerPool:
         self._log_dir: Path | None = None
         self._generation = 0
         self._local_node = f"{config.store_id}-local@localhost"
+        self.started_ever = False
 
     def ensure_started(self) -> None:
         with self._lock:
             if self.count == 0 or self._workers or self._local is not None:
                 return
+            self.started_ever = True
             if self.in_process:
                 self._start_local()
             else:
@@ -615,7 +621,7 @@ def _worker_options(inner: Store, given: dict[str, Any]) -> dict[str, Any]:
     if isinstance(options.get("quota"), Quota):
         options["quota"] = asdict(options["quota"])
     # a store that resolved its own medium (a temp root, a private endpoint) exposes it
-    for attribute in ("url", "endpoint_url", "bucket", "root"):
+    for attribute in ("url", "endpoint_url", "bucket", "prefix", "region", "root"):
         value = getattr(inner, attribute, None)
         if attribute not in options and isinstance(value, str | Path):
             options[attribute] = str(value)
