@@ -201,12 +201,14 @@ class Store(ABC):
         limit = self._object_limit()
         if isinstance(data, bytes | bytearray | memoryview) and limit is not None and len(data) > limit:
             raise QuotaExceeded(f"object of {len(data)} bytes exceeds the {limit}-byte object limit")
-        with self._typed_errors(f"put {key.session_id}/{key.kind}"):
-            with self._ledger.admit(key, ttl_s) as ticket:
-                chunks = ticket.meter(iter_chunks(data), limit)
-                written = self._write(key, chunks, float(ttl_s))
-                ticket.commit(written)
-                return written
+        with (
+            self._typed_errors(f"put {key.session_id}/{key.kind}"),
+            self._ledger.admit(key, ttl_s) as ticket,
+        ):
+            chunks = ticket.meter(iter_chunks(data), limit)
+            written = self._write(key, chunks, float(ttl_s))
+            ticket.commit(written)
+            return written
 
     def get(self, session_id: str, kind: str) -> bytes:
         """Return the whole file; raises NotFound or Expired."""
@@ -253,7 +255,7 @@ class Store(ABC):
         """What serves this store right now."""
         return ServiceInfo(name=self.name, emulated=False)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections and files; the data itself stays until its TTL."""
 
     def __enter__(self) -> Store:
@@ -326,7 +328,12 @@ def iter_chunks(data: bytes | bytearray | memoryview | BinaryIO, size: int = CHU
     if not hasattr(data, "read"):
         raise StoreError(f"data must be bytes or a binary stream, not {type(data).__name__}")
     while True:
-        piece = data.read(size)
+        try:
+            piece = data.read(size)
+        except Exception as exc:
+            # The upload source failed (a client hung up), not the medium: keep it apart from
+            # BackendUnavailable so a client abort is not blamed on the store.
+            raise StoreError(f"reading the data stream failed: {type(exc).__name__}: {exc}") from exc
         if not piece:
             return
         if not isinstance(piece, bytes | bytearray):
