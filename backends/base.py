@@ -330,6 +330,8 @@ def iter_chunks(data: bytes | bytearray | memoryview | BinaryIO, size: int = CHU
     while True:
         try:
             piece = data.read(size)
+        except StoreError:
+            raise
         except Exception as exc:
             # The upload source failed (a client hung up), not the medium: keep it apart from
             # BackendUnavailable so a client abort is not blamed on the store.
