@@ -23,7 +23,7 @@ from reports.cost import CostReport  # noqa: E402
 PERCENTILE_LABELS = (("latency_p50", 50.0), ("latency_p95", 95.0), ("latency_p99", 99.0),
                      ("latency_p999", 99.9), ("latency_max", 99.99))
 CDF_PERCENTILES = (0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100)
-FIGSIZE = (7.2, 3.8)
+FIGSIZE = (6.4, 3.6)
 DPI = 100
 
 
@@ -72,8 +72,7 @@ def throughput_vs_size(
     ax.set_ylabel("MB/s (ok operations)")
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, ncol=2)
+    _legend(ax)
     return _png(fig)
 
 
@@ -112,7 +111,7 @@ def latency_cdf(
     ax.set_ylabel("latency (ms)")
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3, which="both")
-    ax.legend(fontsize=8, ncol=2)
+    _legend(ax)
     return _png(fig)
 
 
@@ -139,7 +138,7 @@ def latency_percentiles(
     ax.set_ylabel("latency (ms, worst size)")
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3, which="both")
-    ax.legend(fontsize=8, ncol=2)
+    _legend(ax)
     return _png(fig)
 
 
@@ -172,7 +171,7 @@ def footprint_over_time(
         if sweep is not None:
             ax.set_title(sweep_words[bool(sweep)], fontsize=10)
     axes[0][0].set_ylabel("MiB on the medium")
-    axes[0][-1].legend(fontsize=7)
+    _legend(axes[0][-1])
     fig.suptitle(title, fontsize=11)
     return _png(fig)
 
@@ -195,7 +194,7 @@ def cost_vs_scale(costs: CostReport, title: str, palette: Palette, xlabel: str) 
     ax.set_ylabel(f"{costs.prices.currency} / month (total)")
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3, which="both")
-    ax.legend(fontsize=8, ncol=2)
+    _legend(ax)
     return _png(fig)
 
 
@@ -204,10 +203,15 @@ def cost_vs_scale(costs: CostReport, title: str, palette: Palette, xlabel: str) 
 
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
+
+
+def _legend(ax: Any) -> None:
+    """Legend outside the plot area, so it never hides a line."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
 def _nines(pct: float) -> float:
@@ -215,7 +219,7 @@ def _nines(pct: float) -> float:
 
 
 def _nines_axis(ax: Any) -> None:
-    ticks = [0, 50, 90, 99, 99.9, 99.99]
+    ticks = [50, 90, 99, 99.9, 99.99]
     ax.set_xticks([_nines(p) for p in ticks], [f"{p:g}%" for p in ticks])
     ax.set_xlabel("percentile")
 

@@ -370,7 +370,8 @@ class Report:
         emu = t("emulated")
         histograms = list(_histograms(self.run.run_dir))
         sections = []
-        for scenario in SCENARIO_ORDER:
+        others = [s for s in dict.fromkeys(frame.scenario) if s not in SCENARIO_ORDER]
+        for scenario in (*SCENARIO_ORDER, *others):
             part = frame[frame.scenario == scenario]
             images: list[dict[str, str]] = []
             tables: list[dict[str, Any]] = []
@@ -396,7 +397,7 @@ class Report:
                 tables.append(self._generic_table(part))
             sections.append({
                 "id": f"scenario-{scenario}",
-                "title": t(scenario),
+                "title": t(scenario) if scenario in SCENARIO_ORDER else scenario,
                 "empty": part.empty,
                 "images": images,
                 "tables": [tb for tb in tables if tb["rows"]],

@@ -131,8 +131,11 @@ def make_run(folder: Path, records: list[dict[str, Any]] | None = None) -> Path:
     return folder
 
 
-def edit_value(folder: Path, match: dict[str, Any], value: float) -> int:
-    """Set ``value`` on every row of results.csv matching ``match`` (params keys as ``params.k``)."""
+def edit_rows(folder: Path, match: dict[str, Any], **changes: Any) -> int:
+    """Change columns of every results.csv row matching ``match`` (params keys as ``params.k``).
+
+    This is what a person editing a saved measurement does; returns how many rows changed.
+    """
     import pandas as pd
 
     path = folder / "results.csv"
@@ -144,6 +147,11 @@ def edit_value(folder: Path, match: dict[str, Any], value: float) -> int:
             hit &= table.params.map(lambda p, name=name, want=want: json.loads(p).get(name) == want)
         else:
             hit &= table[key] == str(want)
-    table.loc[hit, "value"] = str(value)
+    for column, value in changes.items():
+        table.loc[hit, column] = str(value)
     table.to_csv(path, index=False)
     return int(hit.sum())
+
+
+def edit_value(folder: Path, match: dict[str, Any], value: float) -> int:
+    return edit_rows(folder, match, value=value)
