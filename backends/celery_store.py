@@ -403,18 +403,20 @@ def _store_for(store_id: str | None) -> Store:
     with _worker_lock:
         if store_id in _LOCAL_STORES:
             return _LOCAL_STORES[store_id]
-        if store_id not in _WORKER_STORES:
+        if store_id is None or store_id not in _WORKER_STORES:
             from backends import get_store
 
             config = WorkerConfig.from_env()
+            store_id = store_id or config.store_id  # a broker that drops the routing key
             if config.store_id != store_id:
                 raise StoreError(
                     f"celery: this worker serves queue {config.store_id}, got a job from {store_id!r}"
                 )
-            options = dict(config.inner_options)
-            if "quota" in options:
-                options["quota"] = Quota(**options["quota"])
-            _WORKER_STORES[store_id] = get_store(config.inner, **options)
+            if store_id not in _WORKER_STORES:
+                options = dict(config.inner_options)
+                if "quota" in options:
+                    options["quota"] = Quota(**options["quota"])
+                _WORKER_STORES[store_id] = get_store(config.inner, **options)
         return _WORKER_STORES[store_id]
 
 
