@@ -16,7 +16,7 @@ Delivery guarantees: ``task_acks_late`` plus ``task_reject_on_worker_lost``, so 
 pool process is SIGKILLed (OOM killer, crash) is requeued instead of acked and lost. The job
 is idempotent (same inputs, same stored bytes), which is what makes redelivery safe. With a
 Redis broker, a job held by a worker that dies completely returns to the queue only after
-the broker's ``visibility_timeout`` (Celery default 1 h; option ``visibility_timeout_s``);
+the broker's ``visibility_timeout`` (kombu's Redis default: 1 h; option ``visibility_timeout_s``);
 jobs running longer than that are delivered twice.
 
 Workers: on the first ``submit`` the store starts ``workers`` processes of
