@@ -399,13 +399,16 @@ class S3Store(Store):
             "Metadata": {EXPIRES_META: _stamp(expiry_clock() + ttl_s)},
         }
         s3_key = self._key(key)
-        buffer = bytearray()
+        pieces: list[bytes] = []
+        size = 0
         for chunk in chunks:
-            buffer += chunk
-            if len(buffer) > self.multipart_threshold:
-                return self._write_multipart(s3_key, buffer, chunks, extra)
-        self._client.put_object(Bucket=self.bucket, Key=s3_key, Body=bytes(buffer), **extra)
-        return len(buffer)
+            pieces.append(chunk)
+            size += len(chunk)
+            if size > self.multipart_threshold:
+                return self._write_multipart(s3_key, bytearray(b"".join(pieces)), chunks, extra)
+        # join() of a single piece returns it as is: a small put costs no extra copy.
+        self._client.put_object(Bucket=self.bucket, Key=s3_key, Body=b"".join(pieces), **extra)
+        return size
 
     def _open(self, key: Key) -> BinaryIO:
         s3_key = self._key(key)

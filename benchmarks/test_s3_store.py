@@ -1,19 +1,21 @@
 """S3 store puts of 1 MiB against raw boto3 ``put_object`` on the same endpoint.
 
 Both sides are measured by pytest-benchmark in the same run, on the same endpoint and
-bucket, with the same bytes; the module prints the throughput ratio (store / raw, from the
-median times) with what served it. Figures from moto are labelled ``emulated``: moto's speed
-says nothing about S3's, only about the store's overhead over the raw client.
+bucket, with the same bytes; ``benchmarks/conftest.py`` prints the throughput ratios at the
+end. The raw reference is measured before and after the store, so the two raw rows show how
+much the machine drifted meanwhile. The group name says what served the figures; moto's are
+labelled ``[emulated]``: its speed says nothing about S3's, only about the store's overhead
+over the raw client.
 
-    python -m pytest benchmarks/test_s3_store.py --benchmark-group-by=group
+    python -m pytest benchmarks/test_s3_store.py
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -24,74 +26,63 @@ from tempbench.services import S3Service, ServiceError, resolve_s3
 from tests.conftest import empty_s3_prefix, unavailable
 
 PAYLOAD = os.urandom(1 * MiB)
-GROUP = "s3 put 1 MiB"
+RAW = "raw boto3 put_object"
+
+# Enough rounds per side for a stable median on a shared 2-core machine, a few seconds each.
+pytestmark = pytest.mark.benchmark(min_rounds=50, max_time=2.0, warmup=True, warmup_iterations=5)
 
 
 @dataclass
-class Pair:
+class Endpoint:
     service: S3Service
     store: S3Store
     raw: Any
-    medians: dict[str, float] = field(default_factory=dict)
 
     @property
-    def label(self) -> str:
-        return f"{self.service.name}{' [emulated]' if self.service.emulated else ''}"
+    def group(self) -> str:
+        emulated = " [emulated]" if self.service.emulated else ""
+        return f"s3 put 1 MiB on {self.service.name}{emulated}"
 
 
 @pytest.fixture(scope="module")
-def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+def endpoint() -> Iterator[Endpoint]:
     try:
         service = resolve_s3()
     except ServiceError as exc:
         unavailable(f"s3: {exc}")
     store = S3Store(prefix=f"bench-{uuid.uuid4().hex[:12]}")
-    measured = Pair(service=service, store=store, raw=service.client())
+    measured = Endpoint(service=service, store=store, raw=service.client())
     yield measured
-    report_ratio(request, measured)
     empty_s3_prefix(measured.raw, store.bucket, store.prefix)
     store.close()
 
 
-def test_raw_boto3_put_object_1mib(benchmark, pair: Pair) -> None:
-    key = f"{pair.store.prefix}/raw/original"
-    benchmark.group = GROUP
-    benchmark.extra_info.update(service=pair.service.name, emulated=pair.service.emulated)
-    benchmark(lambda: pair.raw.put_object(Bucket=pair.store.bucket, Key=key, Body=PAYLOAD))
-    remember_median(benchmark, pair, "raw")
-    stored = pair.raw.get_object(Bucket=pair.store.bucket, Key=key)["Body"].read()
-    assert stored == PAYLOAD
+def raw_put(endpoint: Endpoint) -> Callable[[], object]:
+    key = f"{endpoint.store.prefix}/raw/original"
+    return lambda: endpoint.raw.put_object(Bucket=endpoint.store.bucket, Key=key, Body=PAYLOAD)
 
 
-def test_s3_store_put_1mib(benchmark, pair: Pair) -> None:
-    benchmark.group = GROUP
-    benchmark.extra_info.update(service=pair.service.name, emulated=pair.service.emulated)
-    benchmark(lambda: pair.store.put("bench", "original", PAYLOAD, ttl_s=3600))
-    remember_median(benchmark, pair, "store")
-    assert pair.store.get("bench", "original") == PAYLOAD
+def label(benchmark, endpoint: Endpoint) -> None:
+    benchmark.group = endpoint.group
+    benchmark.extra_info.update(service=endpoint.service.name, emulated=endpoint.service.emulated)
 
 
-def remember_median(benchmark, pair: Pair, side: str) -> None:
-    stats = getattr(benchmark, "stats", None)  # None under --benchmark-disable
-    if stats is not None:
-        pair.medians[side] = stats.stats.median
+def test_raw_boto3_put_object_1mib_before(benchmark, record_throughput, endpoint: Endpoint) -> None:
+    label(benchmark, endpoint)
+    benchmark(raw_put(endpoint))
+    record_throughput(endpoint.group, f"{RAW} (before)", len(PAYLOAD), reference=True)
 
 
-def report_ratio(request: pytest.FixtureRequest, pair: Pair) -> None:
-    if {"raw", "store"} - set(pair.medians):
-        line = f"{GROUP}: ratio not computed (a side was not measured) on {pair.label}"
-    else:
-        raw, store = pair.medians["raw"], pair.medians["store"]
-        line = (
-            f"{GROUP}: store reaches {raw / store:.2f} of raw boto3 put_object throughput "
-            f"(median {store * 1e3:.2f} ms vs {raw * 1e3:.2f} ms) on {pair.label}"
-        )
-    # Printed past pytest's output capture, so the ratio shows without -s.
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is None or reporter is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        reporter.write_line(line)
+def test_s3_store_put_1mib(benchmark, record_throughput, endpoint: Endpoint) -> None:
+    label(benchmark, endpoint)
+    benchmark(lambda: endpoint.store.put("bench", "original", PAYLOAD, ttl_s=3600))
+    record_throughput(endpoint.group, "s3 store put", len(PAYLOAD))
+    assert endpoint.store.get("bench", "original") == PAYLOAD
+
+
+def test_raw_boto3_put_object_1mib_after(benchmark, record_throughput, endpoint: Endpoint) -> None:
+    label(benchmark, endpoint)
+    benchmark(raw_put(endpoint))
+    record_throughput(endpoint.group, f"{RAW} (after)", len(PAYLOAD), reference=True)
+    key = f"{endpoint.store.prefix}/raw/original"
+    assert endpoint.raw.get_object(Bucket=endpoint.store.bucket, Key=key)["Body"].read() == PAYLOAD
