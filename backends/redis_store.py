@@ -3,8 +3,8 @@
 Key scheme (the review's ``temp_file:{session}:{kind}``, with ``prefix`` = ``temp_file``):
 
 - ``{prefix}:{session}:{kind}`` — the file's *manifest*: a one-line header
-  ``TB1 <version> <chunks> <size>\\n`` followed, for files up to ``chunk_bytes``, by the bytes
-  themselves (inline, one key per file);
+  ``TB1 <version> <chunks> <size>\\n`` followed, for small files (``inline_bytes``), by the
+  bytes themselves (one key per file);
 - ``{prefix}:{session}:{kind}:{version}:{n}`` — chunk ``n`` of a larger file, written under a
   fresh random ``version`` while the upload streams in;
 - ``{prefix}:{session}:_kinds`` — the session's index (a set of kinds) for
@@ -45,6 +45,7 @@ from backends.base import (
     CorruptData,
     Footprint,
     Key,
+    KiB,
     MiB,
     NotFound,
     Quota,
@@ -63,6 +64,11 @@ INDEX_SUFFIX = "_kinds"
 
 HEADER_MAX = 256
 """Bytes of a manifest read to parse its header (a header is well under 100 bytes)."""
+
+INLINE_BYTES = 32 * KiB
+"""Files up to this size travel inside the manifest (one key, one round trip). Larger ones
+go to chunk keys with plain SETs: the publish script receives its arguments as Lua strings,
+a copy whose cost grows with the value, while SET of a large value is not copied."""
 
 _READ_ATTEMPTS = 5
 """How often ``get`` starts again when the file is replaced while it is being read (the old
@@ -150,7 +156,9 @@ class RedisStore(Store):
 
     Options: ``url`` (else :func:`tempbench.services.resolve_redis`: ``REDIS_URL``, a
     private redis-server, or fakeredis), or a ready redis-py ``client``; ``prefix`` of every
-    key; ``chunk_bytes`` (files up to this size are one key); ``socket_timeout`` in seconds:
+    key; ``chunk_bytes`` (size of chunk keys); ``inline_bytes`` (files up to this size live
+    in the manifest itself; default ``INLINE_BYTES`` or ``chunk_bytes`` if smaller);
+    ``socket_timeout`` in seconds:
     an unreachable or frozen server raises ``BackendUnavailable`` within it instead of hanging.
     """
 
@@ -180,10 +188,16 @@ class RedisStore(Store):
         chunk_bytes: int = 1 * MiB,
         socket_timeout: float = 2.0,
         quota: Quota | None = None,
+        inline_bytes: int | None = None,
     ) -> None:
         super().__init__(quota)
         if chunk_bytes < 1:
             raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+        if inline_bytes is None:
+            inline_bytes = min(INLINE_BYTES, chunk_bytes)
+        if not 0 <= inline_bytes <= chunk_bytes:
+            raise ValueError(f"inline_bytes must be within 0..chunk_bytes, got {inline_bytes}")
+        self.inline_bytes = inline_bytes
         if not prefix or any(c in prefix for c in "*?[]\\"):
             raise ValueError(f"prefix {prefix!r} must be non-empty and free of glob characters")
         self.prefix = prefix
@@ -204,7 +218,9 @@ class RedisStore(Store):
                 # restart; timeouts are not retried, so a frozen server costs one timeout.
                 retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
             )
-        self._publish_script = self._client.register_script(_PUBLISH_LUA)
+        # Pipelined with a chunk SET, so called by SHA (a Script object in a pipeline
+        # would ask SCRIPT EXISTS first, one more round trip per put).
+        self._publish_sha = self._client.register_script(_PUBLISH_LUA).sha
         self._delete_script = self._client.register_script(_DELETE_LUA)
         self._prune_script = self._client.register_script(_PRUNE_LUA)
 
@@ -244,24 +260,28 @@ class RedisStore(Store):
         pieces = _rechunk(chunks, self.chunk_bytes)
         first = next(pieces, b"")
         second = next(pieces, None)
-        if second is None:  # fits in one value: header and bytes in the manifest itself
+        if second is None and len(first) <= self.inline_bytes:
             self._publish(key, _header("-", 0, len(first)) + first, "-", 0, ttl_ms)
             return len(first)
-        if self.quota.files_per_session:
+        if second is not None and self.quota.files_per_session:
             # Refuse before streaming megabytes the server-side quota would reject anyway.
             self._publish(key, b"", "-", 0, ttl_ms, mode="check")
         version = secrets.token_hex(8)
         manifest = self._manifest_key(key)
-        attempted = 0
+        count = 0
         size = 0
+        held = b""  # the latest piece, sent with the publish so a 1-chunk file costs one trip
         try:
-            for piece in itertools.chain((first, second), pieces):
-                attempted += 1
-                self._client.set(f"{manifest}:{version}:{attempted - 1}", piece, px=ttl_ms)
+            for piece in itertools.chain((first,) if second is None else (first, second), pieces):
+                if count:
+                    self._client.set(f"{manifest}:{version}:{count - 1}", held, px=ttl_ms)
+                held = piece
+                count += 1
                 size += len(piece)
-            self._publish(key, _header(version, attempted, size), version, attempted, ttl_ms)
+            last = (f"{manifest}:{version}:{count - 1}", held)
+            self._publish(key, _header(version, count, size), version, count, ttl_ms, last=last)
         except BaseException:
-            self._discard_chunks(manifest, version, attempted)
+            self._discard_chunks(manifest, version, count)
             raise
         return size
 
@@ -353,13 +373,31 @@ class RedisStore(Store):
         return f"{self.prefix}:*"
 
     def _publish(
-        self, key: Key, value: bytes, version: str, chunks: int, ttl_ms: int, mode: str = "publish"
+        self,
+        key: Key,
+        value: bytes,
+        version: str,
+        chunks: int,
+        ttl_ms: int,
+        mode: str = "publish",
+        last: tuple[str, bytes] | None = None,
     ) -> None:
+        """Run the publish script (after SETting the ``last`` chunk, in the same round trip)."""
         limit = self.quota.files_per_session or 0
-        status, n = self._publish_script(
-            keys=[self._manifest_key(key), self._index_key(key.session_id)],
-            args=[mode, key.kind, limit, self._session_base(key.session_id), ttl_ms, value, version, chunks],
-        )
+        keys = [self._manifest_key(key), self._index_key(key.session_id)]
+        args = [mode, key.kind, limit, self._session_base(key.session_id), ttl_ms, value, version, chunks]
+        for _ in range(2):
+            pipe = self._client.pipeline(transaction=False)
+            if last is not None:
+                pipe.set(last[0], last[1], px=ttl_ms)
+            pipe.evalsha(self._publish_sha, len(keys), *keys, *args)
+            try:
+                status, n = pipe.execute()[-1]
+                break
+            except redis.exceptions.NoScriptError:  # a restarted or flushed server
+                self._client.script_load(_PUBLISH_LUA)
+        else:
+            raise StoreError("redis: the server keeps forgetting the publish script")
         if status == b"quota":
             raise QuotaExceeded(
                 f"session {key.session_id!r} already has {n} files on the server "
