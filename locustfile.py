@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -548,12 +549,17 @@ def _expect(response: Any, *statuses: int) -> bool:
 
 
 def _failure_text(response: Any) -> str:
-    """``HTTP 413 quota: <message>`` from the app's JSON error, for locust's failures CSV."""
+    """``HTTP 413 quota: <message>`` from the app's JSON error, for locust's failures CSV.
+
+    Numbers in the message become ``N`` so that locust groups one kind of failure on one
+    line (the sizes that vary, such as refused cookie bytes, are tracked separately).
+    """
     try:
         body = response.json()
-        return f"HTTP {response.status_code} {body.get('error', 'error')}: {body.get('message', '')}"[:300]
+        word, message = body.get("error", "error"), body.get("message", "")
     except ValueError:
-        return f"HTTP {response.status_code} error: {response.text[:200]}"
+        word, message = "error", response.text[:200]
+    return f"HTTP {response.status_code} {word}: {re.sub(r'[0-9][0-9,.]*', 'N', message)}"[:300]
 
 
 def _count_check(name: str) -> None:

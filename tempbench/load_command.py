@@ -396,8 +396,11 @@ def load_command(
 
         runs: dict[str, LocustRun] = {}
         for phase in chosen:
-            if phase == "direct" and (server is None or info.get("files_in_cookie")):
-                console.print(f"[yellow]skipping phase direct: {_direct_skip_reason(server)}[/yellow]")
+            if phase == "direct" and server is None:
+                console.print(
+                    "[yellow]skipping phase direct: the store of an app started elsewhere "
+                    "is not reachable from here[/yellow]"
+                )
                 continue
             console.print(f"Phase [bold]{phase}[/bold]: {users} users, {seconds:g} s ...")
             run = run_locust(
@@ -565,12 +568,6 @@ def _phase_summary(run: LocustRun) -> dict[str, Any]:
         "csv": f"{run.prefix.name}_stats.csv",
         "returncode": run.returncode,
     }
-
-
-def _direct_skip_reason(server: AppServer | None) -> str:
-    if server is None:
-        return "the store of an app started elsewhere is not reachable from here"
-    return "the cookie strategy keeps files in each request's cookie; there is no store to call"
 
 
 def _report_crash(run: LocustRun) -> int:
