@@ -24,6 +24,7 @@ of its own (the caller stops it); :func:`reset_services` stops the cached ones.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import importlib.metadata
 import logging
 import os
@@ -31,12 +32,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -156,9 +160,7 @@ class ManagedRedis:
         ]
         # stderr goes to a file, not a pipe: a pipe nobody drains could block the server.
         with (self.dir / "redis.stderr").open("ab") as stderr:
-            self.process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
-            )
+            self.process = _spawn_tied_to_this_process(args, stderr)
         try:
             _wait_for_redis(self.url, self.process, self.dir / "redis.stderr")
         except ServiceError:
@@ -241,7 +243,7 @@ def start_redis_server(
         except ServiceError as exc:
             last = exc
             continue
-        atexit.register(server.cleanup)
+        _at_exit_of_this_process(server.cleanup)
         return server
     if owns_dir:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -370,7 +372,7 @@ def start_moto_server(port: int | None = None) -> ManagedMoto:
         raise ServiceError(f"moto[server] is not installed: {exc}") from exc
     except OSError as exc:
         raise ServiceError(f"could not start moto server on 127.0.0.1:{port or 0}: {exc}") from exc
-    atexit.register(server.stop)
+    _at_exit_of_this_process(server.stop)
     return server
 
 
@@ -681,6 +683,46 @@ def _amqp_name(url: str) -> str:
             return f"{product} {version}".strip()
     except Exception as exc:  # an unreachable broker is described, not fatal here
         return f"{parts.scheme} broker at {where} (unreachable: {type(exc).__name__})"
+
+
+def _at_exit_of_this_process(stop: Callable[[], None]) -> None:
+    """Run ``stop`` when this process exits, but not in forked children (Celery's prefork
+    pool): they inherit atexit handlers and would stop the parent's server."""
+    owner = os.getpid()
+
+    def stop_if_owner() -> None:
+        if os.getpid() == owner:
+            stop()
+
+    atexit.register(stop_if_owner)
+
+
+# Linux's PR_SET_PDEATHSIG ends a child when the thread that started it ends, so a server
+# started from it dies with this process even when atexit never runs (SIGTERM, SIGKILL).
+# Children are started from one long-lived thread so that a short-lived caller thread
+# ending does not take the server with it.
+_PR_SET_PDEATHSIG = 1
+_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tempbench-spawner")
+
+
+def _spawn_tied_to_this_process(args: list[str], stderr: IO[bytes]) -> subprocess.Popen:
+    preexec = None
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def preexec() -> None:
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    def spawn() -> subprocess.Popen:
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            preexec_fn=preexec,
+        )
+
+    return _spawner.submit(spawn).result()
 
 
 def _wait_for_redis(url: str, process: subprocess.Popen, stderr: Path) -> None:
