@@ -203,6 +203,7 @@ class RedisStore(Store):
         self.prefix = prefix
         self.chunk_bytes = chunk_bytes
         self.socket_timeout = socket_timeout
+        self._owns_client = client is None
         if client is not None:
             self._service = describe_redis_client(client)
             self._client = client
@@ -242,7 +243,8 @@ class RedisStore(Store):
         return self._service
 
     def close(self) -> None:
-        self._client.close()
+        if self._owns_client:  # a client handed in belongs to the caller
+            self._client.close()
 
     def purge(self) -> int:
         """Delete every key under this store's prefix (test and scenario cleanup); returns

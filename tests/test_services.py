@@ -216,3 +216,19 @@ def test_rabbitmq_broker_url_is_named_from_its_handshake() -> None:
 def test_redact_url_hides_only_the_password() -> None:
     assert services.redact_url("redis://user:pw@host:1/0") == "redis://user:***@host:1/0"
     assert services.redact_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+def test_backends_command_shows_what_would_serve_each_strategy(
+    no_service_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from tempbench.cli import app
+
+    monkeypatch.setattr(services, "_cache", {})
+    monkeypatch.setenv("COLUMNS", "250")
+    result = CliRunner().invoke(app, ["backends"])
+    assert result.exit_code == 0, result.output
+    assert "served by" in result.output
+    assert "[emulated]" in result.output  # the moto emulator is labelled
+    assert services._cache == {}  # listing resolved (and started) nothing
