@@ -104,7 +104,7 @@ class LoadScenario:
         label: str = "",
     ) -> tuple[Snapshot, dict[str, Any]]:
         processes = int(ctx.params.get("processes") or workload.processes or 1)
-        verify = returns_stored_bytes(ctx.store)
+        verify = ctx.reads_return_data
         namespace = f"ld{len(self.namespaces)}"
         if processes <= 1:
             self.namespaces.append(namespace)
@@ -163,15 +163,6 @@ class LoadScenario:
 
 
 # ------------------------------------------------------------------------ the driver
-
-
-def returns_stored_bytes(store: Store) -> bool:
-    """False for the null store (and wrappers of it): its reads are zeros, not the data."""
-    while store is not None:
-        if store.name == CEILING_BACKEND:
-            return False
-        store = getattr(store, "inner", None)
-    return True
 
 
 def session_ids(namespace: str, sessions: int) -> list[str]:
@@ -496,7 +487,7 @@ def _process_main(factory: StoreFactory, workload: Workload, namespace: str, see
     watcher = threading.Thread(target=lambda: (mp_stop.wait(), stop.set()), daemon=True)
     watcher.start()
     try:
-        with factory() as store:
+        with factory.in_child() as store:
             recorder = run_load(store, workload, namespace=namespace, seed=seed, verify=verify,
                                 stop=stop, threads=threads, start_barrier=barrier)
         results.put(("ok", recorder.snapshot()))

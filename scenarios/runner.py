@@ -35,7 +35,8 @@ scenario); yield :class:`scenarios.core.Row` objects built with ``ctx.row(...)``
 ``ctx.summarize(...)`` (the runner appends them to ``results.csv`` as they come); report
 progress with ``ctx.progress(fraction, note)``; check ``ctx.stop`` in loops; use
 ``ctx.make_store(**overrides)`` for an extra, separately configured instance (close it
-yourself); ``ctx.store_factory`` is picklable for ``multiprocessing`` (spawn); put temporary
+yourself); ``ctx.store_factory`` is picklable for ``multiprocessing`` (spawn: build with
+``factory.in_child()`` in the child so it reaches the same services); put temporary
 files under ``ctx.scratch``; read your settings from ``ctx.workload.section("<name>")``.
 A scenario that does not apply to a backend returns a reason from the optional
 ``skip_reason(ctx) -> str | None``; it is then recorded as skipped.
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import threading
 import traceback
 from collections.abc import Callable, Iterable
@@ -89,15 +91,23 @@ class Scenario(Protocol):
 class StoreFactory:
     """Builds stores of one backend; picklable, so spawned processes can build their own.
 
-    ``options`` are the resolved constructor options (service URLs, disk root...);
-    ``factory(**overrides)`` builds a new, separately configured instance.
+    ``options`` are the constructor options (disk root, key...); ``factory(**overrides)``
+    builds a new, separately configured instance. ``child_env`` holds what a *spawned*
+    process needs to reach the same services as this one (``REDIS_URL`` of the private
+    redis-server, ``S3_ENDPOINT_URL`` of the moto server...): call :meth:`in_child` there.
     """
 
     spec: str
     options: dict[str, Any] = field(default_factory=dict)
+    child_env: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, **overrides: Any) -> Store:
         return get_store(self.spec, **{**self.options, **overrides})
+
+    def in_child(self, **overrides: Any) -> Store:
+        """Build a store inside a spawned process: ``child_env`` is applied first."""
+        os.environ.update(self.child_env)
+        return self(**overrides)
 
     @property
     def has_root(self) -> bool:
@@ -145,6 +155,11 @@ class ScenarioContext:
         """The null/faulty stores test the harness; null returns zeros on read."""
         return parse_spec(self.backend)[0] in HARNESS_STORES
 
+    @property
+    def reads_return_data(self) -> bool:
+        """False for the null store (and wrappers of it): its reads are zeros, not the data."""
+        return returns_stored_bytes(self.store)
+
     def make_store(self, **overrides: Any) -> Store:
         """A new instance of this backend (the caller closes it)."""
         return self.store_factory(**overrides)
@@ -159,6 +174,15 @@ class ScenarioContext:
         """Save the snapshot's raw histograms and return its summary rows."""
         self.folder.save_histograms(snapshot, self.stamp, params)
         return summary_rows(snapshot, self.stamp, params, series=series)
+
+
+def returns_stored_bytes(store: Store | None) -> bool:
+    """False for the null store and any store wrapping it (``.inner``): reads are zeros."""
+    while store is not None:
+        if store.name == "null":
+            return False
+        store = getattr(store, "inner", None)
+    return True
 
 
 def get_scenario(name: str) -> Scenario:
