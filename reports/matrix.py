@@ -417,8 +417,8 @@ class _Evaluator:
         unverifiable = [r for r, _ in rated if r.outcome == "not_verifiable"]
         worst = [r for r, x in rated if x == rating and r.outcome != "pass"]
         names = ", ".join(dict.fromkeys(r.operation for r in worst))
-        en = f"{len(fails)} fail, {len(unverifiable)} not verifiable of {len(rated)} probes"
-        es = f"{len(fails)} fallan, {len(unverifiable)} no verificables de {len(rated)} sondas"
+        en = f"failed {len(fails)}, not verifiable {len(unverifiable)}, of {len(rated)} probes"
+        es = f"fallidas {len(fails)}, no verificables {len(unverifiable)}, de {len(rated)} sondas"
         if names:
             en, es = f"{en}: {names}", f"{es}: {names}"
         cited = worst or [r for r, _ in rated]

@@ -1,0 +1,89 @@
+"""A real browser opens report.html: every image decodes, no console error, a screenshot.
+
+Uses the system's Chromium (Debian's ``chromium``, installed by ``.ci/run``) through
+Playwright's Python client; Playwright's own browser downloads are never used. Skipped with
+the reason where no Chromium is installed. Set ``TEMPBENCH_SCREENSHOT_DIR`` to keep the
+screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reports.render import render_run
+from tests.report_rows import make_run
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+
+
+def chromium_path() -> str | None:
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("no Chromium on PATH (apt-get install -y chromium); .ci/run installs it")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=executable,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_report_opens_in_chromium_with_every_image_decoded_and_no_console_error(
+    browser, tmp_path: Path, lang: str
+) -> None:
+    run_dir = make_run(tmp_path / "run")
+    report = render_run(run_dir, lang=lang).report_html
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url}"))
+    page.goto(report.as_uri(), wait_until="load")
+
+    images = page.evaluate(
+        "Array.from(document.images).map(i => ({alt: i.alt, ok: i.complete && i.naturalWidth > 0,"
+        " w: i.naturalWidth}))"
+    )
+    assert len(images) >= 6
+    assert all(img["ok"] for img in images), images
+    assert problems == []
+
+    # the verdict is the first thing a reader sees
+    first = page.evaluate("document.querySelector('main section h2').textContent")
+    assert first == ("Verdict" if lang == "en" else "Veredicto")
+    # a matrix cell links to its evidence, which lists rows that exist on the page
+    page.click("table.matrix td.bad a.cell-link >> nth=0")
+    anchor = page.evaluate("location.hash")
+    assert anchor.startswith("#cell-")
+    rows = page.evaluate(
+        f"Array.from(document.querySelectorAll('{anchor} .rows a')).map(a => a.getAttribute('href'))"
+    )
+    assert rows and all(page.query_selector(href) is not None for href in rows)
+
+    page.goto(report.as_uri(), wait_until="load")
+    shot = tmp_path / f"report-{lang}.png"
+    page.screenshot(path=str(shot), full_page=False)
+    assert shot.read_bytes().startswith(b"\x89PNG")
+    keep = os.environ.get("TEMPBENCH_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / shot.name)
+        page.screenshot(path=str(Path(keep) / f"report-{lang}-full.png"), full_page=True)
+    page.close()
