@@ -158,8 +158,8 @@ class RedisStore(Store):
     private redis-server, or fakeredis), or a ready redis-py ``client``; ``prefix`` of every
     key; ``chunk_bytes`` (size of chunk keys); ``inline_bytes`` (files up to this size live
     in the manifest itself; default ``INLINE_BYTES`` or ``chunk_bytes`` if smaller);
-    ``socket_timeout`` in seconds:
-    an unreachable or frozen server raises ``BackendUnavailable`` within it instead of hanging.
+    ``socket_timeout`` in seconds: an unreachable or frozen server raises
+    ``BackendUnavailable`` within it instead of hanging.
     """
 
     name = "redis"
@@ -172,8 +172,8 @@ class RedisStore(Store):
         ttl_granularity_s=0.001,
         notes=(
             "reads after the TTL raise NotFound: Redis cannot tell expired from absent",
-            "files above chunk_bytes are stored as chunk keys, so the 512 MiB per-value "
-            "limit (proto-max-bulk-len) is never reached",
+            "files above inline_bytes are stored as chunk keys of chunk_bytes, so the "
+            "512 MiB per-value limit (proto-max-bulk-len) is never reached",
             "data lives in server RAM: maxmemory, eviction policy and RDB/AOF persistence "
             "(see service detail) decide what the TTL promises; plaintext lands in dump.rdb "
             "on a server that snapshots",
