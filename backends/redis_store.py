@@ -13,8 +13,9 @@ Key scheme (the review's ``temp_file:{session}:{kind}``, with ``prefix`` = ``tem
 Every key carries a TTL (``SET ... PX``): Redis itself ends the data. A large file becomes
 visible only when one Lua script checks the quota, aligns the TTL of all its chunks with the
 manifest's, swaps the manifest and drops the previous version's chunks, atomically — so a
-reader sees the old file or the new one, never a mix, and two app instances cannot overshoot
-the per-session file limit together. Chunking also keeps every value far below Redis's
+reader sees the old file or the new one, never a mix (a ``get`` racing a writer starts over;
+a stream whose version is replaced mid-read raises ``NotFound``), and two app instances
+cannot overshoot the per-session file limit together. Chunking also keeps every value far below Redis's
 512 MiB per-value limit (``proto-max-bulk-len``).
 
 What Redis cannot tell: an expired key and an absent one look the same, so reads after the
