@@ -1,12 +1,14 @@
 """Redis store puts against raw redis-py ``SET`` of the same bytes on the same server.
 
 Both sides are measured by pytest-benchmark in the same run, on the same server, with the
-same bytes and the same TTL (the raw side is the review's ``SETEX``: ``SET key value PX``).
-The module prints the throughput ratio (store / raw, from the median times) and what served
-it; a fakeredis fallback is labelled ``emulated``. Two sizes: 1 MiB (one value: manifest
-header and bytes in one key) and 4 MiB (four 1 MiB chunk keys published by the Lua script).
+same bytes and the same TTL (the raw side is the review's ``SETEX``: ``SET key value PX``);
+``benchmarks/conftest.py`` prints the throughput ratios at the end. The raw reference is
+measured before and after the store, so the two raw rows show how much the machine drifted
+meanwhile. Two sizes: 1 MiB (one chunk key plus the manifest, one round trip) and 4 MiB (four
+chunk keys). The group name says what served the figures; a fakeredis fallback is labelled
+``[emulated]``.
 
-    python -m pytest benchmarks/test_redis_store.py --benchmark-group-by=group
+    python -m pytest benchmarks/test_redis_store.py
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import redis
@@ -26,23 +28,26 @@ from tests.conftest import unavailable
 
 TTL_S = 3600
 SIZES = {"1 MiB": 1 * MiB, "4 MiB": 4 * MiB}
-PAYLOADS = {label: os.urandom(size) for label, size in SIZES.items()}
+PAYLOADS = {size: os.urandom(n) for size, n in SIZES.items()}
+RAW = "raw redis-py SET PX"
+
+# Enough rounds per side for a stable median on a shared 2-core machine, a few seconds each.
+pytestmark = pytest.mark.benchmark(min_rounds=50, max_time=2.0, warmup=True, warmup_iterations=5)
 
 
 @dataclass
-class Pair:
+class Server:
     service: RedisService
     store: RedisStore
     raw: redis.Redis
-    medians: dict[tuple[str, str], float] = field(default_factory=dict)
 
-    @property
-    def label(self) -> str:
-        return f"{self.service.name}{' [emulated]' if self.service.emulated else ''}"
+    def group(self, size: str) -> str:
+        emulated = " [emulated]" if self.service.emulated else ""
+        return f"redis put {size} on {self.service.name}{emulated}"
 
 
 @pytest.fixture(scope="module")
-def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
+def server() -> Iterator[Server]:
     try:
         store = RedisStore(prefix=f"bench-{uuid.uuid4().hex[:12]}:temp_file")
     except BackendUnavailable as exc:
@@ -50,62 +55,40 @@ def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
     service = store.redis_service  # what resolve_redis() chose: REDIS_URL, private, or fake
     if not service.emulated and not service.detail.get("reachable"):
         unavailable(f"redis: {service.name}: {service.detail.get('error')}")
-    measured = Pair(service=service, store=store, raw=service.client())
+    measured = Server(service=service, store=store, raw=service.client())
     yield measured
-    report_ratios(request, measured)
     store.purge()
     measured.raw.close()
     store.close()
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_raw_redis_py_set_px(benchmark, pair: Pair, size: str) -> None:
-    key = f"{pair.store.prefix}:raw:{size.replace(' ', '')}"
-    payload = PAYLOADS[size]
-    setup(benchmark, pair, size)
-    benchmark(lambda: pair.raw.set(key, payload, px=TTL_S * 1000))
-    remember_median(benchmark, pair, size, "raw")
-    assert pair.raw.get(key) == payload
+def raw_set(server: Server, size: str) -> None:
+    key = f"{server.store.prefix}:raw:{size.replace(' ', '')}"
+    server.raw.set(key, PAYLOADS[size], px=TTL_S * 1000)
+
+
+def label(benchmark, server: Server, size: str) -> None:
+    benchmark.group = server.group(size)
+    benchmark.extra_info.update(service=server.service.name, emulated=server.service.emulated)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_redis_store_put(benchmark, pair: Pair, size: str) -> None:
-    payload = PAYLOADS[size]
-    setup(benchmark, pair, size)
-    benchmark(lambda: pair.store.put("bench", "original", payload, ttl_s=TTL_S))
-    remember_median(benchmark, pair, size, "store")
-    assert pair.store.get("bench", "original") == payload
+def test_raw_redis_py_set_before(benchmark, record_throughput, server: Server, size: str) -> None:
+    label(benchmark, server, size)
+    benchmark(raw_set, server, size)
+    record_throughput(server.group(size), f"{RAW} (before)", SIZES[size], reference=True)
 
 
-def setup(benchmark, pair: Pair, size: str) -> None:
-    benchmark.group = f"redis put {size}"
-    benchmark.extra_info.update(service=pair.service.name, emulated=pair.service.emulated)
+@pytest.mark.parametrize("size", SIZES)
+def test_redis_store_put(benchmark, record_throughput, server: Server, size: str) -> None:
+    label(benchmark, server, size)
+    benchmark(server.store.put, "bench", "original", PAYLOADS[size], TTL_S)
+    record_throughput(server.group(size), "redis store put", SIZES[size])
+    assert server.store.get("bench", "original") == PAYLOADS[size]
 
 
-def remember_median(benchmark, pair: Pair, size: str, side: str) -> None:
-    stats = getattr(benchmark, "stats", None)  # None under --benchmark-disable
-    if stats is not None:
-        pair.medians[(size, side)] = stats.stats.median
-
-
-def report_ratios(request: pytest.FixtureRequest, pair: Pair) -> None:
-    lines = []
-    for size in SIZES:
-        raw, store = pair.medians.get((size, "raw")), pair.medians.get((size, "store"))
-        if raw is None or store is None:
-            lines.append(f"redis put {size}: ratio not computed (a side was not measured) on {pair.label}")
-            continue
-        lines.append(
-            f"redis put {size}: store reaches {raw / store:.2f} of raw redis-py SET PX "
-            f"throughput (median {store * 1e3:.3f} ms vs {raw * 1e3:.3f} ms) on {pair.label}"
-        )
-    # Printed past pytest's output capture, so the ratios show without -s.
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is None or reporter is None:
-        print("\n".join(lines))
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        for line in lines:
-            reporter.write_line(line)
+@pytest.mark.parametrize("size", SIZES)
+def test_raw_redis_py_set_after(benchmark, record_throughput, server: Server, size: str) -> None:
+    label(benchmark, server, size)
+    benchmark(raw_set, server, size)
+    record_throughput(server.group(size), f"{RAW} (after)", SIZES[size], reference=True)
