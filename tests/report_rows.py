@@ -68,16 +68,18 @@ def sample_records() -> list[dict[str, Any]]:
         out.append(row(b, "concurrency", "multi_instance", "pass" if shared else "fail",
                        "cross_instance_read_share", 1.0 if shared else 0.0, "share"))
         out.append(row(b, "concurrency", "same_key_race", "pass", "torn_reads", 0, "reads"))
+        out.append(row(b, "concurrency", "isolation", "pass", "cross_session_reads", 0, "reads"))
         out.append(row(b, "concurrency", "cleanup_race", "pass", "bad_reads", 0, "reads"))
         out.append(row(b, "concurrency", "quota_race", "pass", "files_over_quota", 0, "files"))
         native_ttl = b in ("cookie", "redis", "celery+redis")
-        for sweep in (True, False):
-            residue = 0.0 if (native_ttl or sweep) else 1.0
-            out.append(row(b, "leak", "abandoned", "all", "residual_bytes_share", residue, "share", sweep=sweep))
+        for sweep in ("on", "off"):
+            residue = 0 if (native_ttl or sweep == "on") else 3 * 128 * 1024
+            out.append(row(b, "leak", "leak", "pass" if not residue else "fail", "residual_bytes", residue,
+                           "bytes", sweep=sweep))
             for t in range(0, 12, 2):
                 held = 8 * MiB * (t if t < 6 else (6 if residue else 0))
-                out.append(row(b, "leak", "abandoned", "all", "footprint_bytes", held, "bytes", sweep=sweep, t_s=t))
-        out.append(row(b, "leak", "killed_upload", "all", "orphaned_partials", 0, "objects"))
+                out.append(row(b, "leak", "sample", "all", "footprint_bytes", held, "bytes", sweep=sweep, t_s=t))
+            out.append(row(b, "leak", "kill", "all", "orphaned_partial_bytes", 0, "bytes", sweep=sweep))
     findings = {
         "disk": [("plaintext_at_rest", "fail", "canary found in 1 file under /tmp/x"), ("permissions", "fail", "0644 files")],
         "encrypted-disk:fernet": [("plaintext_at_rest", "pass", "canary not found"), ("permissions", "pass", "0600 in 0700")],
@@ -95,9 +97,15 @@ def sample_records() -> list[dict[str, Any]]:
             out.append(row(b, "security", probe, verdict, "finding", 1.0 if verdict == "pass" else 0.0,
                            "verdict", evidence=evidence))
         out.append(row(b, "security", "hostile_keys", "pass", "finding", 1.0, "verdict", evidence="0 of 520 escaped"))
-    out.append(row("redis", "faults", "service_restart", "fail", "lost_acknowledged_writes_share", 1.0, "share",
-                   evidence="redis without persistence lost 200 of 200 acknowledged writes"))
-    out.append(row("celery+redis", "faults", "worker_killed", "pass", "jobs_lost", 0, "jobs"))
+    for persistence, lost in ((False, 200), (True, 0)):
+        out.append(row("redis", "faults", "service_down", "all", "acked_writes_lost", lost, "count",
+                       persistence=persistence))
+        out.append(row("redis", "faults", "data_loss", "fail" if lost else "pass", "finding", 0.0 if lost else 1.0,
+                       "verdict", persistence=persistence,
+                       evidence=f"{lost} of 200 writes acknowledged before the stop were gone after the restart"))
+    out.append(row("celery+redis", "faults", "worker_kill", "all", "jobs_lost", 0, "jobs", acks_late=True))
+    out.append(row("celery+redis", "faults", "jobs_survive_worker_kill", "pass", "finding", 1.0, "verdict",
+                   evidence="20 jobs, 20 results"))
     overhead = {"cookie": 1.37, "disk": 1.0, "encrypted-disk:fernet": 1.34, "encrypted-disk:aesgcm-stream": 1.0005,
                 "redis": 1.25, "s3": 1.0, "celery+redis": 1.25}
     for b, ratio in overhead.items():

@@ -63,10 +63,10 @@ def test_a_torn_read_in_the_saved_rows_turns_the_data_loss_cell_bad(run_dir: Pat
 
 def test_residual_bytes_after_ttl_with_sweep_on_turn_leak_resistance_bad(run_dir: Path) -> None:
     assert csv_cells(run_dir)[("leak_resistance", "redis")]["rating"] == GOOD
-    edit_value(run_dir, {"backend": "redis", "metric": "residual_bytes_share", "params.sweep": True}, 0.4)
+    edit_value(run_dir, {"backend": "redis", "metric": "residual_bytes", "params.sweep": "on"}, 4096)
     cell = csv_cells(run_dir)[("leak_resistance", "redis")]
     assert cell["rating"] == BAD
-    assert "40%" in cell["decisive"]
+    assert "4,096 B left after TTL + grace with sweep" in cell["decisive"]
 
 
 def test_a_failed_plaintext_probe_turns_security_bad_and_shows_its_evidence(run_dir: Path) -> None:
@@ -191,8 +191,8 @@ def test_verdict_never_recommends_a_strategy_blocked_by_security_or_data_loss(ru
     assert v.recommended is not None
     for criterion in matrix.rules.blocking:
         assert matrix.cell(criterion, v.recommended).rating != BAD
-    assert "redis" in v.blocked  # 100% of acknowledged writes lost on restart
-    edit_value(run_dir, {"backend": "redis", "metric": "lost_acknowledged_writes_share"}, 0)
+    assert "redis" in v.blocked  # acknowledged writes lost on restart without persistence
+    edit_value(run_dir, {"backend": "redis", "metric": "acked_writes_lost"}, 0)
     edit_rows(run_dir, {"backend": "redis", "metric": "finding"}, outcome="pass")
     assert "redis" not in verdict(build_matrix(load_run(run_dir))).blocked
 
