@@ -2,8 +2,8 @@
 
 A benchmark calls ``record_throughput(group, label, nbytes, reference=...)`` right after
 ``benchmark(...)``; at the end of the session every label of a group is printed with its
-throughput (bytes / median time) and its ratio to each reference of the same group, all
-measured in the same run. Nothing is asserted on the figures: machines differ, ratios hold.
+throughput (bytes / median time; calls / median time when ``nbytes`` is 0) and its ratio to
+each reference of the same group, all measured in the same run. Nothing is asserted on the figures: machines differ, ratios hold.
 """
 
 from __future__ import annotations
@@ -27,6 +27,17 @@ class Throughput:
     @property
     def mb_per_s(self) -> float:
         return self.nbytes / self.median_s / MB
+
+    @property
+    def rate(self) -> str:
+        """MB/s when the call moves bytes, else calls per second (``nbytes=0``: deletes...)."""
+        return f"{self.mb_per_s:9.1f} MB/s " if self.nbytes else f"{1 / self.median_s:9.1f} ops/s"
+
+    def ratio_to(self, other: Throughput) -> float:
+        """This one's throughput over the other's (MB/s when both move bytes, else calls/s)."""
+        if self.nbytes and other.nbytes:
+            return self.mb_per_s / other.mb_per_s
+        return other.median_s / self.median_s
 
 
 _MEASURED = pytest.StashKey[list[Throughput]]()
@@ -60,9 +71,9 @@ def ratio_lines(measured: list[Throughput]) -> list[str]:
         lines.append(f"{group}:")
         for row in rows:
             ratios = ", ".join(
-                f"{row.mb_per_s / ref.mb_per_s:.2f}x {ref.label}" for ref in references if ref is not row
+                f"{row.ratio_to(ref):.2f}x {ref.label}" for ref in references if ref is not row
             )
-            lines.append(f"  {row.label:<32} {row.mb_per_s:9.1f} MB/s" + (f"   = {ratios}" if ratios else ""))
+            lines.append(f"  {row.label:<32} {row.rate}" + (f"  = {ratios}" if ratios else ""))
     return lines
 
 
