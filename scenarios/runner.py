@@ -70,6 +70,8 @@ SCENARIOS: dict[str, str] = {
     "leak": "scenarios.leak:LeakScenario",
     "security": "scenarios.security:SecurityScenario",
     "faults": "scenarios.faults:FaultsScenario",
+    "capacity": "scenarios.capacity:CapacityScenario",
+    "static": "scenarios.static:StaticScenario",
 }
 """Scenario name -> ``module:Class``; imported on first use."""
 
