@@ -34,7 +34,9 @@ def sides() -> Iterator[dict[str, Side]]:
         unavailable(f"s3: {exc}")
     prefix = f"bench-{uuid.uuid4().hex[:12]}"
     try:
-        store = S3Store(endpoint_url=service.endpoint_url, prefix=prefix)
+        # no endpoint_url: the store resolves the same service itself and so keeps its label
+        # (an explicit URL would describe moto as a user endpoint)
+        store = S3Store(prefix=prefix)
     except BackendUnavailable as exc:
         unavailable(f"s3 endpoint {service.endpoint_url} does not answer: {exc}")
     built = {REFERENCE: s3_reference(service, store.bucket, prefix), "s3": store_side("s3", store, MEDIUM)}
