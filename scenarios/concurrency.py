@@ -12,15 +12,18 @@ cannot observe the property) and ``params["evidence"]`` saying what was counted:
 - ``cleanup_race``: new files with a short TTL keep being written (never rewritten, and
   only read once their put completed) while readers read them and a sweeper calls
   ``sweep()`` in a loop; a read must return the full bytes or NotFound/Expired:
-  ``partial_reads`` (fewer bytes than written) and ``corrupt_reads`` (other bytes), expected 0.
+  ``partial_reads`` (fewer bytes than written), ``corrupt_reads`` (other bytes) and their
+  sum ``bad_reads``, expected 0.
 - ``quota_race``: T threads put distinct kinds into one session at once against a
   ``files_per_session`` quota Q, over several rounds; afterwards the files still on the
   medium are counted by reading every kind back (``files_on_medium``, never more than Q)
   and by the footprint delta (``footprint_objects_delta``, the medium's own object count,
-  for the evidence: a store may keep more than one object per file).
+  for the evidence: a store may keep more than one object per file); ``files_over_quota``
+  is how many readable files exceeded Q.
 - ``multi_instance``: two OS processes (multiprocessing ``spawn``), each an app instance
   with its own store object as if on its own host (disk stores: their own root unless
-  ``shared_root`` names a shared volume); B reads what A wrote: ``cross_instance_reads``.
+  ``shared_root`` names a shared volume); B reads what A wrote: ``cross_instance_reads``
+  (files) and ``cross_instance_read_share`` (0..1).
   The cookie strategy keeps files in the client's cookie jar, which the client sends to
   whichever instance it talks to; the simulated jar lives inside the store object, so the
   harness can only replay it when the store offers ``export_client_state(session_ids)`` /
@@ -47,7 +50,7 @@ from typing import Any
 
 from backends import Quota, Store, StoreError
 from scenarios.core import EXAMPLES_KEPT, Row, classify
-from scenarios.runner import ScenarioContext, StoreFactory
+from scenarios.runner import ScenarioContext, StoreFactory, start_spawned
 from scenarios.workload import ConcurrencyParams
 
 log = logging.getLogger(__name__)
@@ -289,6 +292,7 @@ class ConcurrencyScenario:
         params = {"evidence": evidence, "ttl_s": ttl, "payload_bytes": size}
         yield ctx.row("cleanup_race", outcome, "partial_reads", partial, "reads", params)
         yield ctx.row("cleanup_race", outcome, "corrupt_reads", corrupt, "reads", params)
+        yield ctx.row("cleanup_race", outcome, "bad_reads", partial + corrupt, "reads", params)
 
     # ---- quota race --------------------------------------------------------------------
 
@@ -334,7 +338,7 @@ class ConcurrencyScenario:
                   "rounds": QUOTA_ROUNDS, "footprint_objects_deltas": footprint_deltas}
         outcome = "pass" if overshoot == 0 and puts["ok"] else "fail"
         yield ctx.row("quota_race", outcome, "files_on_medium", worst, "files", params)
-        yield ctx.row("quota_race", outcome, "quota_overshoot", overshoot, "files", params)
+        yield ctx.row("quota_race", outcome, "files_over_quota", overshoot, "files", params)
         if footprint_deltas:
             yield ctx.row("quota_race", outcome, "footprint_objects_delta",
                           max(footprint_deltas), "objects", params)
@@ -376,8 +380,11 @@ class ConcurrencyScenario:
                         f"(pid {report['pid_b']}) read {reads['ok']} of them intact "
                         f"(outcomes {dict(reads)}); {layout}; the store declares "
                         f"shared_across_instances={expected}")
-        yield ctx.row("multi_instance", outcome, "cross_instance_reads", reads["ok"], "files",
-                      {**params, "evidence": evidence})
+        params["evidence"] = evidence
+        yield ctx.row("multi_instance", outcome, "cross_instance_reads", reads["ok"], "files", params)
+        if outcome != "not_verifiable":
+            yield ctx.row("multi_instance", outcome, "cross_instance_read_share",
+                          reads["ok"] / len(sids), "ratio", params)
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -407,8 +414,7 @@ def run_two_instances(factory: StoreFactory, overrides_a: dict[str, Any],
                    args=(factory, overrides_a, session_ids, size, seed, to_parent, done))
     b = mp.Process(target=_instance_b, name="tempbench-instance-b",
                    args=(factory, overrides_b, to_b, to_parent))
-    a.start()
-    b.start()
+    start_spawned((a, b))
     report: dict[str, Any] = {"pid_a": a.pid, "pid_b": b.pid}
     try:
         kind, payload = _receive(to_parent, (a, b))

@@ -49,18 +49,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from backends import NotFound, Store
+from backends import NotFound, Store, StoreError
 from scenarios.core import (
     ALL,
+    EXAMPLES_KEPT,
     NS_PER_S,
     Recorder,
     Row,
     Snapshot,
+    classify,
     merge_snapshots,
     merged_percentile_ms,
     thread_cpu_s,
 )
-from scenarios.runner import ScenarioContext, StoreFactory
+from scenarios.runner import ScenarioContext, StoreFactory, start_spawned
 from scenarios.workload import Workload, format_size
 
 log = logging.getLogger(__name__)
@@ -108,19 +110,24 @@ class LoadScenario:
         namespace = f"ld{len(self.namespaces)}"
         if processes <= 1:
             self.namespaces.append(namespace)
-            recorder = run_load(
+            result = run_load(
                 ctx.store, workload, namespace=namespace, seed=ctx.seed, verify=verify,
                 stop=ctx.stop, progress=lambda f: progress(f, label or "load"),
             )
-            snapshot = recorder.snapshot()
         else:
             names = [f"{namespace}p{i}" for i in range(processes)]
             self.namespaces.extend(names)
-            snapshot = run_load_processes(
+            result = run_load_processes(
                 ctx.store_factory, workload, names, seed=ctx.seed, verify=verify,
                 stop=ctx.stop, progress=lambda f: progress(f, label or f"load x{processes} proc"),
             )
-        info = {"processes": processes, "verified": verify}
+        snapshot = result.snapshot
+        info: dict[str, Any] = {"processes": processes, "verified": verify,
+                                "preload": {k: len(v) for k, v in result.preloaded.items()}}
+        refused = {k: [m for m in v if m][:EXAMPLES_KEPT] for k, v in result.preloaded.items()
+                   if k != "ok"}
+        if refused:
+            info["preload_examples"] = refused
         if not verify:
             info["verification_skipped"] = "the null store returns zeros on read (harness store)"
         return snapshot, info
@@ -181,8 +188,8 @@ def run_load(
     progress: Callable[[float], None] = lambda fraction: None,
     threads: int | None = None,
     start_barrier: Any = None,
-) -> Recorder:
-    """Preload, warm up, measure and clean up one load run in this process; the recorder."""
+) -> LoadResult:
+    """Preload, warm up, measure and clean up one load run in this process."""
     driver = LoadDriver(store, workload, namespace=namespace, seed=seed, verify=verify,
                         stop=stop or threading.Event())
     driver.preload()
@@ -192,7 +199,16 @@ def run_load(
         driver.run(threads or workload.concurrency, progress)
     finally:
         driver.cleanup()
-    return driver.recorder
+    return LoadResult(driver.recorder.snapshot(), driver.preloaded)
+
+
+@dataclass
+class LoadResult:
+    """What one load run measured (picklable: worker processes send it to the parent)."""
+
+    snapshot: Snapshot
+    preloaded: dict[str, list[str]] = field(default_factory=dict)
+    """Outcome -> one entry per unmeasured preload put ("" or the error message)."""
 
 
 @dataclass
@@ -259,9 +275,15 @@ class LoadDriver:
         self._ops = list(workload.mix)
         self._op_weights = [workload.mix[op] for op in self._ops]
         self._async = bool(getattr(store.capabilities, "async_processing", False))
+        self.preloaded: dict[str, list[str]] = {}
+        """Outcome -> one entry per preload put (the error message, "" when ok)."""
 
     def preload(self) -> None:
-        """Write every session's ``original`` (not measured)."""
+        """Write every session's ``original`` (not measured; outcomes kept in ``preloaded``).
+
+        A store that refuses the files (the cookie store and ECU sizes) is not an error of
+        the run: its downloads then read ``not_found`` and the preload rows say why.
+        """
         rng = random.Random(f"{self.seed}:{self.namespace}:preload")
         for sid in self.sessions:
             if self.stop.is_set():
@@ -339,8 +361,14 @@ class LoadDriver:
         outcome = "error"
         try:
             if not measured:
-                self.store.put(sid, "original", stream, self.workload.ttl_s)
-                outcome = "ok"
+                try:
+                    self.store.put(sid, "original", stream, self.workload.ttl_s)
+                    outcome = "ok"
+                except StoreError as exc:
+                    outcome = classify(exc)
+                    self.preloaded.setdefault(outcome, []).append(f"{type(exc).__name__}: {exc}")
+                else:
+                    self.preloaded.setdefault(outcome, []).append("")
             else:
                 outcome = self.recorder.call(operation, self.store.put, sid, "original", stream,
                                              self.workload.ttl_s, nbytes=stream.size,
@@ -434,7 +462,7 @@ def run_load_processes(
     verify: bool,
     stop: threading.Event,
     progress: Callable[[float], None],
-) -> Snapshot:
+) -> LoadResult:
     """Run the load from ``len(namespaces)`` spawned processes, each with its own store.
 
     Workers (``workload.concurrency``) are split over the processes; each process preloads
@@ -455,9 +483,8 @@ def run_load_processes(
                          max(1, per_proc[i]), barrier, mp_stop, results))
         for i, ns in enumerate(namespaces)
     ]
-    for p in procs:
-        p.start()
-    snapshots: list[Snapshot] = []
+    start_spawned(procs)
+    snapshots: list[LoadResult] = []
     errors: list[str] = []
     total = workload.warmup_s + workload.duration_s
     started = time.monotonic()
@@ -478,7 +505,11 @@ def run_load_processes(
     if errors:
         raise RuntimeError(f"load processes failed: {errors}")
     progress(1.0)
-    return merge_snapshots(snapshots)
+    preloaded: dict[str, list[str]] = {}
+    for result in snapshots:
+        for outcome, entries in result.preloaded.items():
+            preloaded.setdefault(outcome, []).extend(entries)
+    return LoadResult(merge_snapshots(r.snapshot for r in snapshots), preloaded)
 
 
 def _process_main(factory: StoreFactory, workload: Workload, namespace: str, seed: int,
@@ -488,9 +519,9 @@ def _process_main(factory: StoreFactory, workload: Workload, namespace: str, see
     watcher.start()
     try:
         with factory.in_child() as store:
-            recorder = run_load(store, workload, namespace=namespace, seed=seed, verify=verify,
-                                stop=stop, threads=threads, start_barrier=barrier)
-        results.put(("ok", recorder.snapshot()))
+            result = run_load(store, workload, namespace=namespace, seed=seed, verify=verify,
+                              stop=stop, threads=threads, start_barrier=barrier)
+        results.put(("ok", result))
     except BaseException as exc:  # report to the parent instead of dying silently
         results.put(("error", f"{namespace}: {type(exc).__name__}: {exc}"))
 
@@ -670,6 +701,8 @@ def _row_params(ctx: ScenarioContext, workload: Workload, info: dict[str, Any]) 
         "key_distribution": workload.key_distribution,
         "seed": ctx.seed,
         **info,
+        # one size: the report pairs backends by it (e.g. the 1 MiB figures)
+        **({"size_bytes": workload.sizes[0][0]} if len(workload.sizes) == 1 else {}),
     }
 
 

@@ -51,7 +51,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import shutil
+import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -219,6 +222,7 @@ class ScenarioResult:
     """ok, interrupted, failed, skipped."""
     rows: int = 0
     detail: str = ""
+    duration_s: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -257,6 +261,7 @@ class Runner:
                 break
             self.run_backend(target)
         self.folder.write_parquet()
+        shutil.rmtree(self.folder.path / "scratch", ignore_errors=True)
         return self.results
 
     def run_backend(self, target: BackendTarget) -> None:
@@ -305,6 +310,7 @@ class Runner:
             ctx.progress(1.0, f"skipped: {reason}")
             return ScenarioResult(target.spec, name, "skipped", detail=reason)
         before = _footprint(store)
+        began = time.monotonic()
         written = 0
         status, detail = "ok", ""
         try:
@@ -330,13 +336,36 @@ class Runner:
         if status == "ok" and self.stop.is_set():
             status = "interrupted"
         written += self.folder.append(_leftover_rows(ctx, before, _footprint(store)))
-        return ScenarioResult(target.spec, name, status, written, detail)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return ScenarioResult(target.spec, name, status, written, detail,
+                              round(time.monotonic() - began, 2))
 
     def _skip_backend(self, spec: str, reason: str) -> None:
         self.skipped_backends[spec] = reason
         for name in self.scenarios:
             self.on_progress(spec, name, 1.0, f"skipped: {reason}")
             self.results.append(ScenarioResult(spec, name, "skipped", detail=reason))
+
+
+def start_spawned(processes: Iterable[Any]) -> None:
+    """Start ``multiprocessing`` spawn processes without re-running the parent's main module.
+
+    Spawn re-imports the parent's ``__main__`` in every child; under the ``tempbench``
+    console script that is the whole CLI (reports, pandas, matplotlib: seconds per child on
+    a busy 2-core machine). Scenario children run module-level functions of ``scenarios.*``
+    and need nothing from ``__main__``, so its identity is hidden while they start: each
+    child is a fresh interpreter importing only what its target needs.
+    """
+    main = sys.modules["__main__"]
+    saved = {name: main.__dict__[name] for name in ("__file__", "__spec__") if name in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        for process in processes:
+            process.start()
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 def _footprint(store: Store) -> tuple[int, int] | str:

@@ -36,6 +36,16 @@ def _register_report_commands() -> None:
 _register_report_commands()
 
 
+def _register_ci_report_command() -> None:
+    # benchmark ratios and correctness gates for CI jobs (issue 8)
+    from tempbench.ci_report_command import ci_report
+
+    app.command("ci-report")(ci_report)
+
+
+_register_ci_report_command()
+
+
 @app.command("backends")
 def backends_command() -> None:
     """List every registered strategy, its capabilities, and what would serve it now."""
@@ -117,6 +127,16 @@ def _register_http_commands() -> None:
 
 
 _register_http_commands()
+
+
+def _register_run_command() -> None:
+    # scenarios against stores into a run folder (issue 4)
+    from tempbench.run_command import run
+
+    app.command("run")(run)
+
+
+_register_run_command()
 
 
 if __name__ == "__main__":
