@@ -41,7 +41,7 @@ from rich.table import Table
 from backends.base import MiB
 from scenarios.core import OUTCOMES, Row, RowStamp, RunFolder
 from tempbench import services
-from tempbench.webapp.server import AppServer
+from tempbench.webapp.server import AppServer, interrupt_on_termination
 from tempbench.webapp.spool_probe import probe_spooling
 
 log = logging.getLogger(__name__)
@@ -357,6 +357,7 @@ def load_command(
     Every phase runs with the same users, spawn rate and duration, so upload throughput is
     reported as a ratio of the app's no-op endpoint measured in the same run.
     """
+    interrupt_on_termination()
     chosen = [p.strip() for p in phases.split(",") if p.strip()]
     unknown = [p for p in chosen if p not in PHASES]
     if unknown:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from tempbench.webapp import DEFAULT_TTL_S
-from tempbench.webapp.server import AppServer, ServerError
+from tempbench.webapp.server import AppServer, ServerError, interrupt_on_termination
 
 console = Console()
 
@@ -27,6 +27,7 @@ def serve_command(
     broker_url: Annotated[str | None, typer.Option("--broker-url", envvar="CELERY_BROKER_URL", help="Celery broker (default: the resolved Redis).")] = None,
 ) -> None:
     """Serve the reference Flask app (upload, process, download) over one strategy until Ctrl-C."""
+    interrupt_on_termination()
     server = AppServer(
         backend,
         workers=workers,

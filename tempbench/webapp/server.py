@@ -51,6 +51,21 @@ WSGI_APP = "tempbench.webapp.wsgi:app"
 ENCRYPTION_KEY_ENV = "TEMP_FILE_ENCRYPTION_KEY"
 
 
+def interrupt_on_termination() -> None:
+    """Turn SIGTERM and SIGHUP into KeyboardInterrupt in a command's main thread.
+
+    The app runs in its own session (so a terminal's Ctrl-C reaches only the command, which
+    then stops it in order); a command killed by SIGTERM would otherwise exit without its
+    cleanup and leave gunicorn and the services running.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
+
+
 class ServerError(RuntimeError):
     """The app could not be started (the message carries the reason and the log tail)."""
 
