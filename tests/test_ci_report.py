@@ -225,6 +225,21 @@ def test_torn_read_in_a_run_folder_trips_the_gate(tmp_path: Path) -> None:
     assert "| torn reads | disk | **fail** |" in markdown and "r0" in markdown
 
 
+def test_torn_reads_the_baseline_already_had_are_reported_not_gated(tmp_path: Path) -> None:
+    base, head = tmp_path / "base", tmp_path / "head"
+    write_rows(base, [_row("disk", "concurrency", "same_key_race", "fail", "torn_reads", 90),
+                      _row("redis", "concurrency", "same_key_race", "pass", "torn_reads", 0)])
+    write_rows(head, [_row("disk", "concurrency", "same_key_race", "fail", "torn_reads", 120),
+                      _row("redis", "concurrency", "same_key_race", "fail", "torn_reads", 1)])
+
+    code, _, report = ci_report(head, "--baseline", base, "--out", tmp_path / "out")
+
+    assert code == 1
+    assert report["failures"] == ["redis: torn reads: 1 torn_reads in concurrency/same_key_race"]
+    disk = next(g for g in report["gates"] if g["backend"] == "disk")
+    assert disk["verdict"] == "not gated" and "the baseline counted 90 too" in disk["evidence"]
+
+
 def test_clean_run_folder_passes_its_gates(tmp_path: Path) -> None:
     run = tmp_path / "run"
     write_rows(run, [
@@ -266,10 +281,11 @@ def test_residual_bytes_fail_where_native_ttl_is_claimed_or_the_baseline_left_no
     without_baseline = build_report(head, native_ttl={"redis": True, "disk": False})
     with_baseline = build_report(head, base, native_ttl={"redis": True, "disk": False})
 
-    verdicts = {(g.backend, g.evidence.split(";")[0].split(",")[0]): g.verdict for g in with_baseline.gates}
-    assert verdicts[("disk", "393216 B left after TTL + grace (sweep off)")] == "not gated"
-    assert verdicts[("disk", "65536 B left after TTL + grace (sweep on)")] == "fail"
-    assert verdicts[("redis", "4096 B left after TTL + grace (sweep off)")] == "fail"
+    verdicts = {(g.backend, g.evidence.split(";")[0].split(", yet")[0]): g.verdict
+                for g in with_baseline.gates}
+    assert verdicts[("disk", "393,216 B left after TTL + grace (sweep off)")] == "not gated"
+    assert verdicts[("disk", "65,536 B left after TTL + grace (sweep on)")] == "fail"
+    assert verdicts[("redis", "4,096 B left after TTL + grace (sweep off)")] == "fail"
     assert sorted(g.backend for g in without_baseline.failed_gates) == ["redis"]
 
 
