@@ -52,19 +52,6 @@ log = logging.getLogger("tempbench.locust")
 
 DEFAULT_ECU_BYTES = 1024 * 1024
 TERMINAL_STATES = ("done", "failed", "expired", "missing")
-JOURNEY_NAMES = (
-    "info",
-    "upload original (multipart)",
-    "upload modified (raw)",
-    "process",
-    "job status",
-    "job events (SSE)",
-    "job until done",
-    "download result",
-    "delete session",
-)
-"""Request names of a journey without direct upload (with it, the uploads are the
-``presign``/``s3 POST``/``confirm`` triples named in :func:`_direct_names`)."""
 
 
 # --------------------------------------------------------------------------- options

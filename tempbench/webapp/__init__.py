@@ -113,7 +113,6 @@ def create_app(
         MAX_CONTENT_LENGTH=max_content_length,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        JSON_SORT_KEYS=False,
     )
     the_store = store if store is not None else _build_store(store_spec, store_options or {})
     state = _AppState(
@@ -196,37 +195,21 @@ class _AppState:
         return {"job_id": job_id, **_queued_state(self.store.status(job_id))}  # type: ignore[attr-defined]
 
 
-def _queued_state(raw: Any) -> dict[str, Any]:
-    """Normalise what a queueing store reports into ``{"state": queued|running|done|failed}``."""
-    if isinstance(raw, str):
-        raw = {"state": raw}
-    elif not isinstance(raw, dict):
-        raw = {"state": getattr(raw, "state", str(raw)), **getattr(raw, "__dict__", {})}
-    word = str(raw.get("state", "unknown")).lower()
-    mapping = {
-        "pending": "queued",
-        "queued": "queued",
-        "received": "queued",
-        "started": "running",
-        "running": "running",
-        "retry": "running",
-        "success": "done",
-        "done": "done",
-        "failure": "failed",
-        "failed": "failed",
-        "revoked": "failed",
-    }
-    out = {k: v for k, v in raw.items() if _jsonable(v)}
-    out["state"] = mapping.get(word, word)
-    return out
+_CELERY_STATES = {
+    "pending": "queued",
+    "received": "queued",
+    "started": "running",
+    "retry": "running",
+    "success": "done",
+    "failure": "failed",
+    "revoked": "failed",
+}
 
 
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+def _queued_state(celery_state: str) -> dict[str, Any]:
+    """A queued job's Celery state (``CeleryStore.status``) in the app's words."""
+    word = celery_state.lower()
+    return {"state": _CELERY_STATES.get(word, word), "celery_state": word}
 
 
 def _build_store(spec: str, options: dict[str, Any]) -> Store:
@@ -242,7 +225,7 @@ def _build_store(spec: str, options: dict[str, Any]) -> Store:
 # ----------------------------------------------------------------------------- routes
 
 
-def _add_routes(app: Flask, state: _AppState) -> None:  # noqa: C901 - one table of routes
+def _add_routes(app: Flask, state: _AppState) -> None:
     store = state.store
 
     @app.get("/")
