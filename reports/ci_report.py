@@ -487,9 +487,13 @@ def _load_benchmarks(path: Path, data: dict[str, Any]) -> _Loaded:
     groups: dict[str, list[_Bench]] = {}
     for bench in benches:
         groups.setdefault(bench.group, []).append(bench)
+    alone: dict[str, list[str]] = {}
     for group, members in groups.items():
         references = [b for b in members if b.role == "reference"]
         stores = [b for b in members if b.role != "reference"]
+        if not stores:
+            alone.setdefault(" / ".join(dict.fromkeys(b.strategy for b in references)), []).append(group)
+            continue
         if not references:
             notes.append(f"Group `{group}` has no reference benchmark: "
                          f"{', '.join(b.strategy for b in stores)} not rated.")
@@ -508,6 +512,10 @@ def _load_benchmarks(path: Path, data: dict[str, Any]) -> _Loaded:
                 operation=bench.operation,
                 size=bench.size,
             ))
+    for reference, names in alone.items():
+        notes.append(f"{len(names)} group(s) hold only their reference ({reference}): the "
+                     "strategies measured against it were skipped or not run (see the pytest log): "
+                     + ", ".join(f"`{g}`" for g in names[:4]) + (" ..." if len(names) > 4 else ""))
     if not figures:
         raise CiReportError(
             f"{path}: no benchmark with suite extra_info and a reference in its group, nothing "
