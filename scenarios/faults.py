@@ -59,9 +59,9 @@ DEFAULTS: dict[str, Any] = {
     "outage_s": 1.0,
     "phase_s": 0.5,
     "disk_full_mib": 16,
-    "throttle_rate": 0.15,
+    "throttle_rate": 0.2,
     "throttle_latency_s": 0.02,
-    "throttle_ops": 20,
+    "throttle_ops": 12,
     "jobs": 4,
     "job_delay_s": 0.4,
 }
@@ -111,12 +111,14 @@ class FaultsScenario:
 
     def _service_down(self, ctx: Any, name: str) -> Iterator[Any]:
         modes = (False, True) if name == "redis" else (None,)
-        for persistence in modes:
-            if ctx.stop.is_set():
-                return
+
+        def one(persistence: bool | None) -> Iterator[Any]:
             with contextlib.ExitStack() as stack:
                 service, store = self._private_service(ctx, name, persistence, stack)
                 yield from service_down(ctx, store, service, self.settings, persistence)
+
+        # each mode has a server of its own: they run side by side
+        yield from in_parallel([lambda p=p: one(p) for p in modes])
 
     def _private_service(self, ctx: Any, name: str, persistence: bool | None,
                          stack: contextlib.ExitStack) -> tuple[Any, Store]:
@@ -175,14 +177,15 @@ class FaultsScenario:
     # -------------------------------------------------------------------- worker kill
 
     def _worker_kill(self, ctx: Any) -> Iterator[Any]:
-        for acks_late in (True, False):
-            if ctx.stop.is_set():
-                return
+        def one(acks_late: bool) -> Iterator[Any]:
             store = ctx.make_store(workers=0, queue=f"tbfault-{secrets.token_hex(4)}")
             try:
                 yield from worker_kill(ctx, store, acks_late, self.settings)
             finally:
                 store.close()
+
+        # each mode has a queue and a worker of its own: they run side by side
+        yield from in_parallel([lambda a=a: one(a) for a in (True, False)])
 
 
 # ---------------------------------------------------------------------- the faults
@@ -278,6 +281,7 @@ def service_down(ctx: Any, store: Store, server: Any, settings: dict[str, Any],
     yield ctx.row("service_down", "all", "recovery_s", recovery, "s", params)
     yield ctx.row("service_down", "all", "acked_writes", len(before_stop), "count", params)
     yield ctx.row("service_down", "all", "acked_writes_lost", lost, "count", params)
+    longest = max((_max_latency_s(rec.snapshot()) for rec in recorders.values()), default=0.0)
     if not outcomes:
         verdict = "not_verifiable"  # no operation started while the server was down
     else:
@@ -287,7 +291,8 @@ def service_down(ctx: Any, store: Store, server: Any, settings: dict[str, Any],
         f"{what} stopped for {settings['outage_s']} s under load: outcomes during the outage "
         f"{outcomes}; " + (f"{len(hung)} operations hung over {HANG_S} s; " if hung else "")
         + (f"first success {recovery:.2f} s after the restart" if first_ok_after
-           else f"no success within {HANG_S} s of the restart"),
+           else f"no success within {HANG_S} s of the restart")
+        + f"; longest single operation {longest:.2f} s",
     ).rows(ctx.stamp, params)
     if persistence is False:
         note = "a Redis without persistence restarts empty"
@@ -456,6 +461,30 @@ def worker_kill(ctx: Any, store: Any, acks_late: bool, settings: dict[str, Any])
 # ------------------------------------------------------------------------- helpers
 
 
+def in_parallel(runs: list[Callable[[], Iterator[Any]]]) -> Iterator[Any]:
+    """Run independent row generators in threads; yield their rows in order, then re-raise
+    the first error. A run that has its own server, queue or worker shares nothing."""
+    results: list[list[Any]] = [[] for _ in runs]
+    errors: list[BaseException] = []
+
+    def drain(i: int) -> None:
+        try:
+            results[i].extend(runs[i]())
+        except BaseException as exc:  # re-raised below, in the scenario's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drain, args=(i,), daemon=True, name=f"fault-run-{i}")
+               for i in range(len(runs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    for rows in results:
+        yield from rows
+
+
 @contextlib.contextmanager
 def tmpfs(mountpoint: Path, size_mib: int) -> Iterator[Path]:
     """Mount a ``size_mib`` tmpfs on ``mountpoint`` (root only); always unmounted after."""
@@ -545,6 +574,14 @@ def _outcome_counts(snapshot: Any) -> dict[str, int]:
         if latency == "service":
             counts[outcome] = counts.get(outcome, 0) + HdrHistogram.decode(blob).get_total_count()
     return counts
+
+
+def _max_latency_s(snapshot: Any) -> float:
+    from hdrh.histogram import HdrHistogram
+
+    return max((HdrHistogram.decode(blob).get_max_value() / 1e9
+                for (_, _, latency), blob in snapshot.histograms.items() if latency == "service"),
+               default=0.0)
 
 
 def _file_sizes(root: Path) -> dict[str, int]:

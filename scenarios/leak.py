@@ -40,10 +40,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import multiprocessing
 import os
+import pickle
+import queue
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -63,13 +66,22 @@ DEFAULT_SESSIONS_PER_DAY = 1000
 given: an assumption, printed in the rows' params with its source."""
 
 
+PROFILES: dict[str, dict[str, Any]] = {
+    "review": {"sessions": 40, "ttl_s": 3.0, "grace_s": 2.0, "payload_bytes": 512 * KiB,
+               "sample_interval_s": 0.25},
+    "soak": {"sessions": 400, "ttl_s": 10.0, "grace_s": 5.0, "payload_bytes": MiB,
+             "session_interval_s": 0.1, "sweep_interval_s": 2.0, "sample_interval_s": 1.0},
+}
+"""Defaults per shipped workload profile (``quick`` uses the dataclass defaults)."""
+
+
 @dataclass
 class LeakParams:
     """The scenario's knobs (``[leak]`` table of the workload file)."""
 
     sessions: int = 12
     ttl_s: float = 1.0
-    grace_s: float = 1.0
+    grace_s: float = 0.5
     payload_bytes: int = 128 * KiB
     session_interval_s: float = 0.05
     abandon_rate: float = 0.25
@@ -88,12 +100,13 @@ class LeakParams:
     modes: tuple[str, ...] = ("on", "off")
 
     @classmethod
-    def from_section(cls, section: dict[str, Any]) -> LeakParams:
+    def from_section(cls, section: dict[str, Any], profile: str = "quick") -> LeakParams:
+        """Knobs from ``[leak]``, over the defaults of the workload profile (``PROFILES``)."""
         known = {f.name for f in fields(cls)}
         unknown = set(section) - known
         if unknown:
             raise ValueError(f"[leak] has unknown keys {sorted(unknown)}; known: {sorted(known)}")
-        values = dict(section)
+        values = {**PROFILES.get(profile, {}), **section}
         for name in ("payload_bytes", "kill_upload_bytes", "kill_after_bytes"):
             if values.get(name) is not None:
                 values[name] = parse_size(values[name])
@@ -124,6 +137,12 @@ class LeakParams:
         kill point resolved for the store (past its first multipart part, if it has parts)."""
         limits = [n for n in (store.capabilities.max_object_bytes, store.quota.object_bytes) if n]
         cap = min(limits) if limits else None
+        medium = medium_of(store)
+        kill_rate = self.kill_rate
+        if medium is not None and medium.kind == "cookie":
+            # the medium is the client's cookie jar: a killed server process holds no part
+            # of it, and the child's own jar would die with it, unseen
+            kill_rate = 0.0
         kill_after = self.kill_after_bytes
         if kill_after is None:
             kill_after = max(2 * MiB, int(getattr(store, "part_bytes", 0) or 0) + MiB)
@@ -135,7 +154,7 @@ class LeakParams:
             kill_upload = min(kill_upload, cap)
             kill_after = min(kill_after, kill_upload // 2)
         return replace(self, payload_bytes=payload, kill_upload_bytes=kill_upload,
-                       kill_after_bytes=kill_after)
+                       kill_after_bytes=kill_after, kill_rate=kill_rate)
 
 
 @dataclass
@@ -177,8 +196,13 @@ class LeakScenario:
         self._stores: list[tuple[Store, bool]] = []  # (store, owned by this scenario)
         self._written: list[str] = []
 
+    def skip_reason(self, ctx: Any) -> str | None:
+        if ctx.is_harness_store and medium_of(ctx.store) is None:
+            return "harness store that keeps no data: nothing can leak"
+        return None
+
     def prepare(self, ctx: Any) -> None:
-        self.params = LeakParams.from_section(ctx.workload.section("leak"))
+        self.params = LeakParams.from_section(ctx.workload.section("leak"), ctx.workload.name)
 
     def run(self, ctx: Any) -> Iterator[Any]:
         p = self.params
@@ -453,8 +477,13 @@ class _Progress:
 
 
 class _KilledUploads:
-    """A real child process (spawned) that streams large uploads through its own instance of
-    the store, stalls after ``kill_after_bytes`` of each, and is SIGKILLed there."""
+    """A real child process that streams large uploads through its own instance of the
+    store, stalls after ``kill_after_bytes`` of each, and is SIGKILLed there.
+
+    The child is a plain ``python -c`` process (not multiprocessing's spawn, which would
+    re-import the CLI's ``__main__`` and its heavy imports): it gets the factory pickled on
+    stdin and reports ``stalled <sid>`` / ``error <sid> <text>`` lines on stdout.
+    """
 
     def __init__(self, factory: Callable[..., Store], overrides: dict[str, Any],
                  session_ids: list[str], p: LeakParams) -> None:
@@ -462,20 +491,19 @@ class _KilledUploads:
         self.overrides = overrides
         self.session_ids = session_ids
         self.p = p
-        self.process: multiprocessing.process.BaseProcess | None = None
-        self._conn: Any = None
+        self.process: subprocess.Popen | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
 
     def start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        self._conn = parent
-        self.process = ctx.Process(
-            target=_upload_worker,
-            args=(self.factory, self.overrides, self.session_ids, self.p.kill_upload_bytes,
-                  self.p.kill_after_bytes, self.p.ttl_s, child),
-            name="tempbench-leak-upload-worker", daemon=True)
-        self.process.start()
-        child.close()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from scenarios.leak import upload_worker; upload_worker()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.process.stdin is not None
+        self.process.stdin.write(pickle.dumps(
+            (self.factory, self.overrides, self.session_ids, self.p.kill_upload_bytes,
+             self.p.kill_after_bytes, self.p.ttl_s)))
+        self.process.stdin.close()
+        threading.Thread(target=self._read, daemon=True, name="leak-child-reader").start()
 
     def run_and_kill(self, timeout_s: float = 60.0) -> str:
         """Let the uploads reach their stall point, then SIGKILL; returns what happened."""
@@ -484,54 +512,67 @@ class _KilledUploads:
         errors: list[str] = []
         give_up = time.monotonic() + timeout_s  # the child's own startup (imports) included
         while len(stalled) + len(errors) < len(self.session_ids) and time.monotonic() < give_up:
-            if self._conn.poll(0.1):
-                try:
-                    kind, sid, detail = self._conn.recv()
-                except EOFError:
-                    break
-                (stalled.add(sid) if kind == "stalled" else errors.append(f"{sid}: {detail}"))
-            elif not self.process.is_alive():
-                break
+            try:
+                line = self._lines.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if line is None:
+                break  # the child exited by itself
+            kind, _, rest = line.partition(" ")
+            (stalled.add(rest) if kind == "stalled" else errors.append(rest))
         pid = self.process.pid
-        if self.process.is_alive():
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        self.process.join(10)
+        code = self.process.wait(10)
         note = (f"child pid {pid} streamed {len(stalled)} of {len(self.session_ids)} uploads of "
                 f"{self.p.kill_upload_bytes} B each up to {self.p.kill_after_bytes} B, then was "
-                f"SIGKILLed (exit code {self.process.exitcode})")
-        return note + (f"; upload errors: {errors}" if errors else "")
+                f"SIGKILLed (exit code {code})")
+        if errors:
+            note += f"; upload errors: {errors}"
+        if len(stalled) + len(errors) < len(self.session_ids):
+            err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+            note += f"; not all uploads reached the kill point: {err[-300:]}"
+        return note
 
     def reap(self) -> None:
         """Make sure the child is dead and waited for (also after an interruption)."""
-        if self.process is None or self.process.pid is None:
-            return  # never started
-        if self.process.is_alive():
+        if self.process is None:
+            return
+        if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.process.pid, signal.SIGKILL)
-        self.process.join(10)
-        if self._conn is not None:
-            self._conn.close()
+        self.process.wait(10)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+    def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        with contextlib.suppress(ValueError, OSError):  # closed by reap()
+            for raw in self.process.stdout:
+                self._lines.put(raw.decode(errors="replace").rstrip("\n"))
+        self._lines.put(None)
 
 
-def _upload_worker(factory: Callable[..., Store], overrides: dict[str, Any],
-                   session_ids: list[str], total: int, stall_after: int, ttl_s: float,
-                   conn: Any) -> None:
-    """Child process body: one thread per upload, each stalls for good at ``stall_after``."""
-    # A runner's StoreFactory knows how a spawned process reaches the same services.
+def upload_worker() -> None:
+    """Child process body: one thread per upload, each stalls for good at its kill point."""
+    factory, overrides, session_ids, total, stall_after, ttl_s = pickle.loads(sys.stdin.buffer.read())
+    # A runner's StoreFactory knows how a child process reaches the same services.
     build = getattr(factory, "in_child", factory)
     store = build(**overrides)
     lock = threading.Lock()
 
-    def send(message: tuple[str, str, str]) -> None:
+    def send(line: str) -> None:
         with lock:
-            conn.send(message)
+            sys.stdout.write(line.replace("\n", " ") + "\n")
+            sys.stdout.flush()
 
     def upload(sid: str) -> None:
         try:
             store.put(sid, "original", _StallingStream(total, stall_after,
-                                                       lambda: send(("stalled", sid, ""))), ttl_s)
+                                                       lambda: send(f"stalled {sid}")), ttl_s)
         except StoreError as exc:
-            send(("error", sid, f"{type(exc).__name__}: {exc}"))
+            send(f"error {sid}: {type(exc).__name__}: {exc}")
 
     threads = [threading.Thread(target=upload, args=(sid,), daemon=True) for sid in session_ids]
     for thread in threads:

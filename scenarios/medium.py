@@ -305,8 +305,12 @@ def isolated_options(factory: Any, tag: str, scratch: Path) -> dict[str, Any] | 
     when the backend has no such option (then the caller shares the namespace)."""
     if factory.has_root:
         return {"root": scratch / tag}
-    name, _ = parse_spec(factory.spec)
-    if "prefix" in inspect.signature(store_class(name).__init__).parameters:
+    name, implied = parse_spec(factory.spec)
+    if name == "cookie":
+        return {}  # each instance is a browser jar of its own
+    # a wrapper (celery+redis) hands unknown options to the store it wraps
+    target = store_class(implied["inner"]) if "inner" in implied else store_class(name)
+    if "prefix" in inspect.signature(target.__init__).parameters:
         return {"prefix": f"tb-{tag}-{os.urandom(3).hex()}"}
     return None
 

@@ -289,7 +289,7 @@ class TtlProbe:
 
     probe = "ttl_on_read"
 
-    def __init__(self, store: Store, ttl_s: float = 1.0, margin_s: float = 1.1) -> None:
+    def __init__(self, store: Store, ttl_s: float = 0.5, margin_s: float = 0.3) -> None:
         self.store = store
         self.ttl_s = ttl_s
         self.margin_s = margin_s
@@ -337,7 +337,7 @@ class TtlProbe:
         return "/".join(sorted(set(outcomes)))
 
 
-def probe_ttl_on_read(store: Store, ttl_s: float = 1.0) -> Finding:
+def probe_ttl_on_read(store: Store, ttl_s: float = 0.5) -> Finding:
     probe = TtlProbe(store, ttl_s)
     probe.start()
     return probe.finish()
@@ -434,10 +434,15 @@ class SecurityScenario:
     Hostile keys on a filesystem store run against a second instance whose root sits deep
     inside a scratch sandbox, so a store that let ``..`` through would write only there.
     Settings (``[security]`` in the workload file): ``hostile_keys`` (default 512),
-    ``ttl_s`` (default 1.0).
+    ``ttl_s`` (default 0.5).
     """
 
     name = "security"
+
+    def skip_reason(self, ctx: Any) -> str | None:
+        if ctx.is_harness_store and medium_of(ctx.store) is None:
+            return "harness store that keeps no data: nothing to probe"
+        return None
 
     def __init__(self) -> None:
         self._sandboxed: Store | None = None
@@ -452,7 +457,7 @@ class SecurityScenario:
     def run(self, ctx: Any) -> Iterator[Any]:
         settings = ctx.workload.section("security")
         count = int(settings.get("hostile_keys", 512))
-        ttl_s = float(settings.get("ttl_s", 1.0))
+        ttl_s = float(settings.get("ttl_s", 0.5))
         total = len(PROBES)
         finished: list[str] = []
 
@@ -507,7 +512,7 @@ def run_probes(
     sandbox: Path | None = None,
     snapshot_store: Callable[[], Any] | None = None,
     hostile_count: int = 512,
-    ttl_s: float = 1.0,
+    ttl_s: float = 0.5,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     hostile_store: Store | None = None,
