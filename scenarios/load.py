@@ -13,8 +13,9 @@ zipfian law among ``sessions`` preloaded ones:
 - ``upload``: put the session's ``original`` (overwrite), a payload of a size drawn from
   ``[sizes]``;
 - ``download``: get the session's ``original`` and check its SHA-256 against what was
-  written (any payload that was committed or in flight during the read is acceptable;
-  anything else is ``corrupt``); a deleted file reads as ``not_found``;
+  written: the read must return a payload a linearizable store could return (the last
+  write completed before the read, or one overlapping it); anything else is ``corrupt``;
+  a deleted file reads as ``not_found``;
 - ``delete``: delete the session's ``original`` (``not_found`` when already gone);
 - ``ecu_session``: the app's whole flow on a fresh session - upload ``original`` and
   ``modified``, process (inline with ``tempbench.processing.process_session``, or
@@ -212,14 +213,42 @@ class LoadResult:
 
 
 @dataclass
+class _Write:
+    """A put (digest) or a delete (digest None) on one key, ordered by a logical clock."""
+
+    start: int
+    end: int | None
+    digest: bytes | None
+
+
+@dataclass
 class _KeyState:
-    committed: bytes | None = None
-    """Digest of the last completed put (None: deleted or never written)."""
-    in_flight: dict[int, bytes] = field(default_factory=dict)
-    """Write number -> digest of puts not finished yet."""
-    started: list[bytes] = field(default_factory=list)
-    """Digest of every put started on this key, in order (a read may see any put that
-    started while it ran, even one that has been overwritten since)."""
+    """The writes a read of this key may legitimately return (a linearizable register).
+
+    A write is superseded once another write started after it ended and that other write
+    ended too: from then on no read may return it. A read may return any write that is not
+    superseded when the read starts and that starts before the read ends.
+    """
+
+    writes: list[_Write] = field(default_factory=list)
+    horizon: int = -1
+    """Latest start among completed writes: a write that ended before it is superseded."""
+    reading: list[int] = field(default_factory=list)
+    """Horizons of the reads in progress: what they may still return is kept."""
+
+    def acceptable(self, horizon: int, read_end: int) -> set[bytes]:
+        return {w.digest for w in self.writes
+                if w.digest is not None and w.start < read_end
+                and not (w.end is not None and w.end < horizon)}
+
+    def complete(self, write: _Write, end: int, ok: bool) -> None:
+        if not ok:  # a failed put or delete leaves nothing behind (the store contract)
+            self.writes.remove(write)
+            return
+        write.end = end
+        self.horizon = max(self.horizon, write.start)
+        keep_from = min([self.horizon, *self.reading])
+        self.writes = [w for w in self.writes if w.end is None or w.end >= keep_from]
 
 
 class Payloads:
@@ -270,6 +299,8 @@ class LoadDriver:
         self._keys = {sid: _KeyState() for sid in self.sessions}
         self._lock = threading.Lock()
         self._writes = itertools.count()
+        self._clock = itertools.count()
+        """Logical clock ordering writes and reads of every key (read under ``_lock``)."""
         self._ecu_sessions = itertools.count()
         self._chooser = _key_chooser(workload)
         self._ops = list(workload.mix)
@@ -354,10 +385,7 @@ class LoadDriver:
                 intended: int | None = None, operation: str = "upload") -> str:
         number = next(self._writes)
         stream, digest = self.payloads.make(size, _trailer(sid, "original", number))
-        state = self._keys[sid]
-        with self._lock:
-            state.in_flight[number] = digest
-            state.started.append(digest)
+        write = self._begin_write(sid, digest)
         outcome = "error"
         try:
             if not measured:
@@ -374,38 +402,54 @@ class LoadDriver:
                                              self.workload.ttl_s, nbytes=stream.size,
                                              intended_start_ns=intended).outcome
         finally:
-            with self._lock:
-                # committed before leaving in_flight: a concurrent read always finds it
-                if outcome == "ok":
-                    state.committed = digest
-                del state.in_flight[number]
+            self._end_write(sid, write, outcome == "ok")
         return outcome
 
     def _download(self, sid: str, intended: int | None) -> None:
+        state = self._keys[sid]
         with self._lock:
-            state = self._keys[sid]
-            before = {state.committed, *state.in_flight.values()}
-            mark = len(state.started)
+            horizon = state.horizon  # writes that ended before it are overwritten for good
+            state.reading.append(horizon)
 
         def check(data: bytes) -> bool:
             if not self.verify:
                 return True
             got = hashlib.sha256(data).digest()
             with self._lock:
-                during = set(state.started[mark:])
-            return got in before or got in during
+                return got in state.acceptable(horizon, next(self._clock))
 
-        self.recorder.call("download", self.store.get, sid, "original",
-                           intended_start_ns=intended, verify=check)
+        try:
+            self.recorder.call("download", self.store.get, sid, "original",
+                               intended_start_ns=intended, verify=check)
+        finally:
+            with self._lock:
+                state.reading.remove(horizon)
 
     def _delete(self, sid: str, intended: int | None) -> None:
-        def delete() -> None:
-            if not self.store.delete(sid, "original"):
-                raise NotFound(f"{sid}/original: nothing to delete")
-            with self._lock:
-                self._keys[sid].committed = None
+        write = self._begin_write(sid, None)
+        done = False
 
-        self.recorder.call("delete", delete, intended_start_ns=intended)
+        def delete() -> None:
+            nonlocal done
+            removed = self.store.delete(sid, "original")
+            done = True  # the key is gone either way: a completed delete
+            if not removed:
+                raise NotFound(f"{sid}/original: nothing to delete")
+
+        try:
+            self.recorder.call("delete", delete, intended_start_ns=intended)
+        finally:
+            self._end_write(sid, write, done)
+
+    def _begin_write(self, sid: str, digest: bytes | None) -> _Write:
+        with self._lock:
+            write = _Write(next(self._clock), None, digest)
+            self._keys[sid].writes.append(write)
+        return write
+
+    def _end_write(self, sid: str, write: _Write, ok: bool) -> None:
+        with self._lock:
+            self._keys[sid].complete(write, next(self._clock), ok)
 
     def _ecu_session(self, rng: random.Random, worker: int, intended: int | None) -> None:
         sid = f"{self.namespace}-ecu{worker}-{next(self._ecu_sessions)}"
@@ -681,13 +725,16 @@ def _ecu_image(size: int, seed: int) -> bytes:
 def _ecu_modified(original: bytes, seed: int) -> bytes:
     try:
         from tempbench.ecu import modify_ecu
-    except ImportError:  # flip a few bytes, as a tuning edit would
+
+        return modify_ecu(original, seed)
+    except (ImportError, ValueError):
+        # no generator, or an image too small to hold calibration maps: flip a few bytes,
+        # as a tuning edit would
         data = bytearray(original)
         rng = random.Random(f"{seed}:modify")
         for _ in range(16):
             data[rng.randrange(len(data))] ^= 0xFF
         return bytes(data)
-    return modify_ecu(original, seed)
 
 
 def _row_params(ctx: ScenarioContext, workload: Workload, info: dict[str, Any]) -> dict[str, Any]:

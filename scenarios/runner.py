@@ -150,6 +150,21 @@ class ScenarioContext:
     run_state: dict[str, Any] = field(default_factory=dict)
     """Shared by every backend x scenario of the run (e.g. ``harness_ceiling``)."""
 
+    @classmethod
+    def standalone(cls, factory: StoreFactory, workload: Workload, folder: Path | str,
+                   scenario: str = "", *, seed: int = 0, params: dict[str, Any] | None = None,
+                   store: Store | None = None) -> ScenarioContext:
+        """A context outside a :class:`Runner` (tests, notebooks): builds the store unless
+        given one; the caller closes ``ctx.store``."""
+        store = store if store is not None else factory()
+        run = RunFolder(folder)
+        scratch = run.path / "scratch"
+        scratch.mkdir(parents=True, exist_ok=True)
+        return cls(run_id=run.run_id, scenario=scenario, backend=factory.spec, store=store,
+                   store_factory=factory, service=store.service(), workload=workload,
+                   folder=run, seed=seed, scratch=scratch, stop=threading.Event(),
+                   params=dict(params or {}))
+
     @property
     def stamp(self) -> RowStamp:
         return RowStamp(self.run_id, self.backend, self.service.name, self.service.emulated,
