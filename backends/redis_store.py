@@ -32,7 +32,7 @@ import io
 import itertools
 import logging
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -70,6 +70,10 @@ INLINE_BYTES = 32 * KiB
 """Files up to this size travel inside the manifest (one key, one round trip). Larger ones
 go to chunk keys with plain SETs: the publish script receives its arguments as Lua strings,
 a copy whose cost grows with the value, while SET of a large value is not copied."""
+
+_PIPELINE_CHUNKS = 4
+"""Chunks sent per round trip while a large file streams in: fewer round trips, and memory
+still bounded (this many chunks, whatever the file's size)."""
 
 _READ_ATTEMPTS = 5
 """How often ``get`` starts again when the file is replaced while it is being read (the old
@@ -273,16 +277,17 @@ class RedisStore(Store):
         manifest = self._manifest_key(key)
         count = 0
         size = 0
-        held = b""  # the latest piece, sent with the publish so a 1-chunk file costs one trip
+        batch: list[tuple[str, bytes]] = []  # chunks not sent yet, at most _PIPELINE_CHUNKS
         try:
             for piece in itertools.chain((first,) if second is None else (first, second), pieces):
-                if count:
-                    self._client.set(f"{manifest}:{version}:{count - 1}", held, px=ttl_ms)
-                held = piece
+                batch.append((f"{manifest}:{version}:{count}", piece))
                 count += 1
                 size += len(piece)
-            last = (f"{manifest}:{version}:{count - 1}", held)
-            self._publish(key, _header(version, count, size), version, count, ttl_ms, last=last)
+                if len(batch) > _PIPELINE_CHUNKS:  # keep the newest for the publish trip
+                    self._send_chunks(batch[:-1], ttl_ms)
+                    batch = batch[-1:]
+            header = _header(version, count, size)
+            self._publish(key, header, version, count, ttl_ms, chunks_first=batch)
         except BaseException:
             self._discard_chunks(manifest, version, count)
             raise
@@ -383,16 +388,16 @@ class RedisStore(Store):
         chunks: int,
         ttl_ms: int,
         mode: str = "publish",
-        last: tuple[str, bytes] | None = None,
+        chunks_first: Sequence[tuple[str, bytes]] = (),
     ) -> None:
-        """Run the publish script (after SETting the ``last`` chunk, in the same round trip)."""
+        """Run the publish script, after SETting ``chunks_first`` in the same round trip."""
         limit = self.quota.files_per_session or 0
         keys = [self._manifest_key(key), self._index_key(key.session_id)]
         args = [mode, key.kind, limit, self._session_base(key.session_id), ttl_ms, value, version, chunks]
         for _ in range(2):
             pipe = self._client.pipeline(transaction=False)
-            if last is not None:
-                pipe.set(last[0], last[1], px=ttl_ms)
+            for name, piece in chunks_first:
+                pipe.set(name, piece, px=ttl_ms)
             pipe.evalsha(self._publish_sha, len(keys), *keys, *args)
             try:
                 status, n = pipe.execute()[-1]
@@ -411,6 +416,13 @@ class RedisStore(Store):
                 f"redis: chunk {n} of {key.session_id}/{key.kind} vanished before the upload "
                 "finished (TTL shorter than the upload, or evicted); nothing was published"
             )
+
+    def _send_chunks(self, chunks: list[tuple[str, bytes]], ttl_ms: int) -> None:
+        """SET a few chunks in one round trip."""
+        pipe = self._client.pipeline(transaction=False)
+        for name, piece in chunks:
+            pipe.set(name, piece, px=ttl_ms)
+        pipe.execute()
 
     def _discard_chunks(self, manifest: str, version: str, count: int) -> None:
         """Remove the chunks of a failed put; if Redis is down, their TTL removes them."""
