@@ -332,12 +332,14 @@ class Runner:
             ctx.progress(0.0, "prepare")
             scenario.prepare(ctx)
             batch: list[Row] = []
-            for row in scenario.run(ctx):
-                batch.append(row)
-                if len(batch) >= 500:
-                    written += self.folder.append(batch)
-                    batch = []
-            written += self.folder.append(batch)
+            try:
+                for row in scenario.run(ctx):
+                    batch.append(row)
+                    if len(batch) >= 500:
+                        written += self.folder.append(batch)
+                        batch = []
+            finally:  # rows yielded before a failure are measurements too
+                written += self.folder.append(batch)
         except Exception as exc:  # one failing scenario must not lose the run
             log.error("%s on %s failed:\n%s", name, target.spec, traceback.format_exc())
             status, detail = "failed", f"{type(exc).__name__}: {exc}"

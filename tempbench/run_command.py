@@ -187,6 +187,9 @@ def store_options(spec: str, store_dirs: Path) -> tuple[dict[str, Any], dict[str
             options["secret_key"] = secrets.token_hex(32)
         if part == "redis" or name == "celery":
             redis = services.resolve_redis()
+            if redis.detail.get("reachable") is False:
+                raise services.ServiceError(
+                    f"{redis.name}: {redis.detail.get('error', 'no answer')}")
             if not redis.emulated:
                 env[services.REDIS_URL_ENV] = redis.url
         if part == "s3":
