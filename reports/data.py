@@ -3,6 +3,10 @@
 Each row gets a ``row_id``: its 0-based position in ``results.csv`` (or the Parquet file when
 no CSV exists). Matrix cells cite rows by that id, so an edited value keeps its id and a
 re-render shows which cells it moved.
+
+A report judges ONE run: when a results file holds rows of several runs (a folder reused with
+``--out``), only the run named in ``run.json`` is kept (else the latest run id), and the
+others are listed in :attr:`RunData.ignored` so the report can say so.
 """
 
 from __future__ import annotations
@@ -74,14 +78,19 @@ class RunData:
     rows: list[Row]
     info: dict[str, Any]
     source: Path | None = None
+    ignored: dict[str, int] = field(default_factory=dict)
+    """Rows of other runs found in the same results file: run id -> row count."""
+
+    def __post_init__(self) -> None:
+        self._by_id = {r.row_id: r for r in self.rows}
 
     @property
     def run_id(self) -> str:
         ids = sorted({r.run_id for r in self.rows if r.run_id})
-        return self.info.get("run_id") or (ids[0] if ids else self.run_dir.name)
+        return self.info.get("run_id") or (ids[-1] if ids else self.run_dir.name)
 
     def by_id(self, row_id: int) -> Row:
-        return self.rows[row_id]
+        return self._by_id[row_id]
 
     def frame(self) -> pd.DataFrame:
         """The rows as one tidy table (params kept as dicts), the source of every chart."""
@@ -122,7 +131,18 @@ def load_run(run_dir: str | Path) -> RunData:
             raise RunDataError(f"{info_path} is not valid JSON: {exc}") from exc
     else:
         log.warning("%s has no run.json; conditions will be incomplete", run_dir)
-    return RunData(run_dir=run_dir, rows=rows, info=info, source=source)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.run_id] = counts.get(row.run_id, 0) + 1
+    ignored: dict[str, int] = {}
+    if len(counts) > 1:
+        named = info.get("run_id")
+        keep = named if named in counts else max(counts)
+        ignored = {rid: n for rid, n in counts.items() if rid != keep}
+        log.warning("%s holds rows of %d runs; reporting run %s, ignoring %s",
+                    source, len(counts), keep, ", ".join(f"{k} ({n} rows)" for k, n in ignored.items()))
+        rows = [r for r in rows if r.run_id == keep]
+    return RunData(run_dir=run_dir, rows=rows, info=info, source=source, ignored=ignored)
 
 
 def rows_frame(rows: Iterable[Row]) -> pd.DataFrame:

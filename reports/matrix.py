@@ -83,6 +83,8 @@ class Check:
     rationale: Mapping[str, str]
     ceiling_backend: str | None = None
     ceiling_factor: float = 2.0
+    when_all_failed: str | None = None
+    """Rating when no ``ok`` row exists but the same operations were attempted and failed."""
 
     def rate(self, value: float) -> str:
         if self.good is None or self.warn is None:
@@ -361,6 +363,9 @@ class _Evaluator:
     def _metric(self, check: Check, backend: str) -> Figure:
         rows = self.select(check, backend)
         if not rows:
+            failed = self._all_failed(check, backend)
+            if failed is not None:
+                return failed
             return _unmeasured(check, {"en": "not measured in this run", "es": "no medido en esta ejecución"})
         agg = _AGGREGATES[check.aggregate]
         used = list(rows)
@@ -385,6 +390,35 @@ class _Evaluator:
             emulated=any(r.emulated for r in used),
             evidence=tuple(str(r.params["evidence"]) for r in rows if r.params.get("evidence")),
             notes=notes,
+        )
+
+    def _all_failed(self, check: Check, backend: str) -> Figure | None:
+        """A figure for operations that were attempted but never succeeded (e.g. every upload
+        refused by the cookie's size limit), when the check asks for it."""
+        sel = check.select
+        if not check.when_all_failed or sel is None:
+            return None
+        attempts = [
+            r for r in self.by_backend.get(backend, [])
+            if r.metric == "count" and r.outcome not in ("ok", "all") and r.value > 0
+            and (sel.scenario is None or r.scenario in sel.scenario)
+            and (sel.operation is None or r.operation in sel.operation)
+        ]
+        if not attempts:
+            return None
+        by_outcome: dict[str, float] = {}
+        for r in attempts:
+            by_outcome[r.outcome] = by_outcome.get(r.outcome, 0) + r.value
+        outcomes = ", ".join(f"{k} ×{v:.0f}" for k, v in sorted(by_outcome.items()))
+        ops = "/".join(sorted({r.operation for r in attempts}))
+        return Figure(
+            check_id=check.id,
+            label=check.label,
+            rating=check.when_all_failed,
+            value=0.0,
+            text={"en": f"no successful {ops}: {outcomes}", "es": f"ninguna operación {ops} con éxito: {outcomes}"},
+            row_ids=tuple(sorted(r.row_id for r in attempts)),
+            emulated=any(r.emulated for r in attempts),
         )
 
     def _ceiling_notes(self, check: Check, backend: str, rows: list[Row], agg: Callable) -> dict[str, tuple[str, ...]]:
@@ -528,6 +562,7 @@ def _check(raw: Mapping[str, Any], where: str) -> Check:
         rationale=_langs(raw.get("rationale", "")),
         ceiling_backend=raw.get("ceiling_backend"),
         ceiling_factor=float(raw.get("ceiling_factor", 2.0)),
+        when_all_failed=raw.get("when_all_failed"),
     )
 
 

@@ -147,6 +147,11 @@ class Report:
             "appendix": self._appendix(),
             "services": self._services(),
             "conditions": _flatten(self.run.info),
+            "ignored_runs": (
+                t("ignored_runs", source=self.run.source.name if self.run.source else "results.csv",
+                  runs=", ".join(f"{k} ({n} rows)" for k, n in self.run.ignored.items()))
+                if self.run.ignored else ""
+            ),
             "method": self._method(),
             "cost": self._cost_tables(),
         }
@@ -161,6 +166,7 @@ class Report:
                 t("recommended", backend=rules.column_label(v.recommended))
                 if v.recommended else t("recommended_none")
             ),
+            "recommended_emulated": self._emulated_caution(v.recommended),
             "blocked": (
                 t("blocked",
                   criteria=", ".join(t.pick(rules.criterion(c).label) for c in blocked_criteria),
@@ -185,6 +191,15 @@ class Report:
                 if emulated_backends else ""
             ),
         }
+
+    def _emulated_caution(self, backend: str | None) -> str:
+        if backend is None:
+            return ""
+        emulated = [c for (_, b), c in self.matrix.cells.items() if b == backend and c.emulated]
+        if not emulated:
+            return ""
+        services = sorted({r.service for r in self.run.rows if r.backend == backend and r.emulated})
+        return self.t("recommended_emulated", n=len(emulated), service=", ".join(services))
 
     def _matrix_rows(self) -> list[dict[str, Any]]:
         rules, t = self.matrix.rules, self.t

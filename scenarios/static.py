@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from backends import REGISTRY, Capabilities, parse_spec, store_class
-from scenarios.core import Row
+from scenarios.core import Row, RowStamp
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ SERVICES_BY_IMPORT: dict[str, tuple[str, ...]] = {
 the resolved Redis, see ``backends.celery_store``)."""
 
 SWEEP_JOB = "scheduled sweep job"
+SOURCE_SERVICE = "source code (static count)"
 CAPABILITY_FLAGS = ("native_ttl", "expires_on_read", "shared_across_instances", "encrypted_at_rest",
                     "direct_upload", "async_processing")
 
@@ -140,7 +141,10 @@ class StaticScenario:
         """Nothing to prepare: the scenario writes nothing to the store."""
 
     def run(self, ctx: Any) -> Iterator[Row]:
-        yield from static_rows(ctx.stamp, ctx.backend, ctx.store.capabilities, ctx.workload.ttl_s)
+        # the figures come from the source files, not from the service behind the store: an
+        # emulator serving the store must not mark them as emulated
+        stamp = RowStamp(ctx.run_id, ctx.backend, SOURCE_SERVICE, False, self.name)
+        yield from static_rows(stamp, ctx.backend, ctx.store.capabilities, ctx.workload.ttl_s)
 
     def cleanup(self, ctx: Any) -> None:
         """Nothing to clean up."""

@@ -225,3 +225,11 @@ def test_every_rule_has_a_rationale_and_thresholds_in_order() -> None:
             assert c.good is not None and c.warn is not None
             # good must be at least as demanding as warn
             assert (c.good >= c.warn) if c.higher_is_better else (c.good <= c.warn), c.id
+
+
+def test_operations_attempted_but_never_successful_rate_bad_not_unknown(run_dir: Path) -> None:
+    # the fixture's cookie refused every ECU-sized upload (quota); it has no ok rows at all
+    cell = build_matrix(load_run(run_dir)).cell("performance", "cookie")
+    assert cell.rating == BAD
+    assert cell.decisive[0].text["en"].startswith("no successful upload: quota ×")
+    assert cell.row_ids

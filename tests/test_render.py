@@ -137,3 +137,17 @@ def test_a_results_file_missing_a_column_is_refused_with_its_name(tmp_path: Path
     with pytest.raises(RunDataError, match="unit"):
         load_run(run_dir)
     assert "unit" in COLUMNS
+
+
+def test_a_folder_holding_two_runs_reports_only_the_run_named_in_run_json(tmp_path: Path) -> None:
+    older = [dict(r, run_id="older-run") for r in sample_records()]
+    for r in older:
+        if r["metric"] == "torn_reads":
+            r["value"] = 99
+    run_dir = make_run(tmp_path / "run", older + sample_records())
+    run = load_run(run_dir)
+    assert run.run_id == "test-run" and {r.run_id for r in run.rows} == {"test-run"}
+    assert run.ignored == {"older-run": len(older)}
+    assert min(r.row_id for r in run.rows) == len(older)  # ids stay file positions
+    html = render_run(run_dir).report_html.read_text(encoding="utf-8")
+    assert "older-run" in html and "99 torn reads" not in html

@@ -18,7 +18,13 @@ from reports import cost
 from reports.matrix import load_rules
 from scenarios.capacity import CapacityScenario
 from scenarios.core import RowStamp
-from scenarios.static import count_code_lines, needs_sweep, source_proxies, static_rows
+from scenarios.static import (
+    StaticScenario,
+    count_code_lines,
+    needs_sweep,
+    source_proxies,
+    static_rows,
+)
 from scenarios.workload import Workload
 from tests.conftest import unavailable
 
@@ -63,7 +69,7 @@ def test_sweep_need_follows_ttl_granularity_and_native_ttl() -> None:
 
 
 def test_static_rows_carry_every_metric_the_rules_read() -> None:
-    stamp = RowStamp("r", "s3", "moto", True, "static")
+    stamp = RowStamp("r", "s3", "source", False, "static")
     rows = list(static_rows(stamp, "s3", store_class("s3").capabilities, 3600))
     emitted = {r.metric for r in rows}
     wanted = {m for c in load_rules().criteria for k in c.checks if k.select
@@ -71,7 +77,17 @@ def test_static_rows_carry_every_metric_the_rules_read() -> None:
     assert wanted and wanted <= emitted
     moving = next(r for r in rows if r.metric == "moving_parts")
     assert moving.value == 2 and "scheduled sweep job" in moving.params["parts"]
-    assert all(r.emulated for r in rows)
+
+
+def test_static_rows_are_not_marked_emulated_even_when_an_emulator_serves_the_store() -> None:
+    class Ctx:
+        run_id, backend = "r", "s3"
+        store = type("S", (), {"capabilities": store_class("s3").capabilities})()
+        workload = Workload()
+
+    rows = list(StaticScenario().run(Ctx()))
+    assert rows and not any(r.emulated for r in rows)
+    assert {r.service for r in rows} == {"source code (static count)"}
 
 
 class _Ctx:
