@@ -320,6 +320,10 @@ class Store(ABC):
 
 def iter_chunks(data: bytes | bytearray | memoryview | BinaryIO, size: int = CHUNK_BYTES) -> Iterator[bytes]:
     """Yield ``data`` in pieces of at most ``size`` bytes (a stream is read lazily)."""
+    if isinstance(data, bytes) and len(data) <= size:
+        if data:
+            yield data  # the common case: no copy of a payload that is already one chunk
+        return
     if isinstance(data, bytes | bytearray | memoryview):
         view = memoryview(data)
         for start in range(0, len(view), size):

@@ -66,7 +66,7 @@ MOTO_CREDENTIALS = {
     "aws_secret_access_key": "testing",
     "region_name": "us-east-1",
 }
-"""Dummy credentials: moto accepts any; never used for a user endpoint."""
+"""Dummy credentials: moto accepts any; never used for a real S3 endpoint."""
 
 
 class ServiceError(RuntimeError):
@@ -294,7 +294,7 @@ class S3Service:
     @property
     def credentials(self) -> dict[str, str]:
         """Keyword arguments for boto3 clients: dummy ones for moto, none for a user endpoint."""
-        return dict(MOTO_CREDENTIALS) if self.managed is not None else {}
+        return dict(MOTO_CREDENTIALS) if self.emulated else {}
 
     def client(self, **kw: Any) -> Any:
         """A new boto3 S3 client for this endpoint (keyword arguments go to boto3)."""
@@ -381,10 +381,11 @@ def resolve_s3(endpoint_url: str | None = None, *, fresh: bool = False) -> S3Ser
     endpoint_url = endpoint_url or os.environ.get(S3_ENDPOINT_ENV) or None
     if endpoint_url is not None:
         host = urlsplit(endpoint_url).netloc.rpartition("@")[2] or endpoint_url
+        moto_version = _moto_behind(endpoint_url)
         return S3Service(
             endpoint_url=endpoint_url,
-            name=host,
-            emulated=False,
+            name=f"moto {moto_version} emulator at {host}" if moto_version else host,
+            emulated=moto_version is not None,
             detail={"mode": "url", "endpoint": redact_url(endpoint_url)},
         )
     if fresh:
@@ -393,6 +394,25 @@ def resolve_s3(endpoint_url: str | None = None, *, fresh: bool = False) -> S3Ser
         if "s3" not in _cache:
             _cache["s3"] = _start_moto_service()
         return _cache["s3"]
+
+
+def _moto_behind(endpoint_url: str) -> str | None:
+    """moto's version if the endpoint is a moto server (it answers ``/moto-api/``), else None.
+
+    A user may point tempbench at a moto server they started themselves (or the harness hands
+    its own to a subprocess by URL); its figures must stay labelled emulated.
+    """
+    import requests
+
+    try:
+        answer = requests.get(endpoint_url.rstrip("/") + "/moto-api/data.json", timeout=2)
+    except requests.RequestException:
+        return None
+    if answer.status_code != 200 or "javascript" not in answer.headers.get("content-type", ""):
+        return None
+    from importlib.metadata import version
+
+    return version("moto")
 
 
 # ----------------------------------------------------------------------------- broker

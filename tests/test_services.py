@@ -179,6 +179,17 @@ def test_resolved_s3_is_a_labelled_moto_emulator(no_service_env) -> None:
     assert service.endpoint_url.startswith("http://127.0.0.1:")
 
 
+def test_a_moto_server_given_by_url_stays_labelled_emulated(no_service_env) -> None:
+    started = services.resolve_s3(fresh=True)
+    try:
+        given = services.resolve_s3(started.endpoint_url)
+        assert given.emulated is True
+        assert given.name.startswith("moto ") and "emulator" in given.name
+        assert given.client().list_buckets()["ResponseMetadata"]["HTTPStatusCode"] == 200
+    finally:
+        started.stop()
+
+
 def test_s3_endpoint_env_is_used_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(services.S3_ENDPOINT_ENV, "http://127.0.0.1:9000")
     service = services.resolve_s3()
