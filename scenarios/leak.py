@@ -90,9 +90,10 @@ class LeakParams:
     kill_upload_bytes: int | None = None
     """Size of each killed upload (default: twice ``kill_after_bytes``)."""
     kill_after_bytes: int | None = None
-    """Bytes a killed upload sends before its worker stalls and is killed (default 2 MiB,
-    or one multipart part + 1 MiB for stores that upload in parts, so a part is on the
-    server when the kill lands)."""
+    """Bytes a killed upload sends before its worker stalls and is killed (default 6 MiB,
+    or one multipart part + 1 MiB for stores that upload in parts): stores buffer a little
+    before they write (the redis store pipelines 4 chunks of 1 MiB, the s3 store sends 8 MiB
+    parts), and a kill point below that would leave nothing to find."""
     sweep_interval_s: float = 0.5
     sweep_failure_rate: float = 0.0
     sample_interval_s: float = 0.2
@@ -145,7 +146,7 @@ class LeakParams:
             kill_rate = 0.0
         kill_after = self.kill_after_bytes
         if kill_after is None:
-            kill_after = max(2 * MiB, int(getattr(store, "part_bytes", 0) or 0) + MiB)
+            kill_after = max(6 * MiB, int(getattr(store, "part_bytes", 0) or 0) + MiB)
         kill_upload = self.kill_upload_bytes or 2 * kill_after
         payload = self.payload_bytes
         if cap is not None:
