@@ -70,6 +70,8 @@ log = logging.getLogger(__name__)
 
 CEILING_BACKEND = "null"
 PROCESS_START_TIMEOUT_S = 120.0
+SMALL_PAYLOAD_BYTES = 64 * 1024
+"""Payloads up to this size are passed as bytes; larger ones as a stream over a shared body."""
 
 
 class LoadScenario:
@@ -261,6 +263,7 @@ class Payloads:
     def __init__(self, sizes: list[tuple[int, float]], seed: int) -> None:
         self.sizes = [size for size, _ in sizes]
         self.weights = [weight for _, weight in sizes]
+        self._cum_weights = list(itertools.accumulate(self.weights))
         self.bodies: dict[int, bytes] = {}
         self.modified: dict[int, bytes] = {}
         self._hashes: dict[tuple[int, bool], Any] = {}
@@ -272,7 +275,9 @@ class Payloads:
             self._hashes[(size, True)] = hashlib.sha256(modified)
 
     def pick_size(self, rng: random.Random) -> int:
-        return rng.choices(self.sizes, self.weights)[0]
+        if len(self.sizes) == 1:
+            return self.sizes[0]
+        return rng.choices(self.sizes, cum_weights=self._cum_weights)[0]
 
     def make(self, size: int, trailer: bytes, modified: bool = False) -> tuple[_Payload, bytes]:
         """A stream of body + trailer and its SHA-256 digest."""
@@ -280,6 +285,13 @@ class Payloads:
         digest = self._hashes[(size, modified)].copy()
         digest.update(trailer)
         return _Payload(body, trailer), digest.digest()
+
+    def make_bytes(self, size: int, trailer: bytes) -> tuple[bytes, bytes]:
+        """Small payloads as plain bytes: a copy costs less than a stream object."""
+        data = self.bodies[size] + trailer
+        digest = self._hashes[(size, False)].copy()
+        digest.update(trailer)
+        return data, digest.digest()
 
 
 class LoadDriver:
@@ -304,7 +316,7 @@ class LoadDriver:
         self._ecu_sessions = itertools.count()
         self._chooser = _key_chooser(workload)
         self._ops = list(workload.mix)
-        self._op_weights = [workload.mix[op] for op in self._ops]
+        self._op_cum_weights = list(itertools.accumulate(workload.mix[op] for op in self._ops))
         self._async = bool(getattr(store.capabilities, "async_processing", False))
         self.preloaded: dict[str, list[str]] = {}
         """Outcome -> one entry per preload put (the error message, "" when ok)."""
@@ -361,7 +373,7 @@ class LoadDriver:
                     _sleep_until(intended, clock, self.stop)
                 elif clock() >= deadline:
                     break
-                op = rng.choices(self._ops, self._op_weights)[0]
+                op = rng.choices(self._ops, cum_weights=self._op_cum_weights)[0]
                 self._do(op, rng, index, intended)
         except Exception:  # a harness bug must be visible, not a silently idle thread
             log.exception("load worker %s crashed", index)
@@ -384,7 +396,11 @@ class LoadDriver:
     def _upload(self, sid: str, size: int, *, measured: bool = True,
                 intended: int | None = None, operation: str = "upload") -> str:
         number = next(self._writes)
-        stream, digest = self.payloads.make(size, _trailer(sid, "original", number))
+        trailer = _trailer(sid, "original", number)
+        if size <= SMALL_PAYLOAD_BYTES:
+            stream, digest = self.payloads.make_bytes(size, trailer)
+        else:
+            stream, digest = self.payloads.make(size, trailer)
         write = self._begin_write(sid, digest)
         outcome = "error"
         try:
@@ -399,7 +415,7 @@ class LoadDriver:
                     self.preloaded.setdefault(outcome, []).append("")
             else:
                 outcome = self.recorder.call(operation, self.store.put, sid, "original", stream,
-                                             self.workload.ttl_s, nbytes=stream.size,
+                                             self.workload.ttl_s, nbytes=len(stream),
                                              intended_start_ns=intended).outcome
         finally:
             self._end_write(sid, write, outcome == "ok")
@@ -643,6 +659,9 @@ class _Payload:
         self.size = len(body) + len(trailer)
         self._part = 0
         self._offset = 0
+
+    def __len__(self) -> int:
+        return self.size
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
