@@ -45,8 +45,9 @@ class FaultProxy:
     """Reverse proxy ``127.0.0.1:<port> -> upstream`` adding latency and 503 SlowDown answers.
 
     - ``latency_s`` (+ uniform ``jitter_s``): delay added before every request is handled;
-    - ``slowdown_rate``: share of requests answered ``503 SlowDown`` without forwarding;
-    - ``seed``: makes the sequence of throttled requests repeatable.
+    - ``slowdown_rate``: share of requests answered ``503 SlowDown`` without forwarding
+      (exactly that share, spread evenly over the requests);
+    - ``seed``: shifts which requests are throttled, and seeds the latency jitter.
     """
 
     def __init__(
@@ -68,6 +69,8 @@ class FaultProxy:
         self.upstream_timeout_s = upstream_timeout_s
         self._upstream = parts
         self._random = random.Random(seed)
+        self._offset = self._random.random()
+        self._since_rate = 0
         self._lock = threading.Lock()
         self._counts = {"requests": 0, "throttled": 0, "forwarded": 0, "upstream_errors": 0}
         self._server: ThreadingHTTPServer | None = None
@@ -112,9 +115,11 @@ class FaultProxy:
             return ProxyStats(**self._counts)
 
     def reset(self) -> None:
+        """Zero the counts (and restart the throttling sequence)."""
         with self._lock:
             for name in self._counts:
                 self._counts[name] = 0
+            self._since_rate = 0
 
     def __enter__(self) -> FaultProxy:
         self.start()
@@ -133,7 +138,15 @@ class FaultProxy:
         with self._lock:
             self._counts["requests"] += 1
             delay = self.latency_s + (self._random.uniform(0, self.jitter_s) if self.jitter_s else 0)
-            throttle = self.slowdown_rate > 0 and self._random.random() < self.slowdown_rate
+            # Exactly ``slowdown_rate`` of the requests, spread evenly: request n is throttled
+            # when the running total n x rate crosses an integer (shifted by the seed's
+            # offset), so a short run cannot draw zero throttles by chance.
+            n = self._since_rate
+            self._since_rate += 1
+            rate = self.slowdown_rate
+            throttle = rate > 0 and (
+                int((n + 1) * rate + self._offset) > int(n * rate + self._offset)
+            )
         return delay, throttle
 
     def _connection(self) -> http.client.HTTPConnection:

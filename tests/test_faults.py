@@ -93,7 +93,7 @@ def test_redis_restart_loses_acknowledged_writes_without_persistence(tmp_path):
 @pytest.mark.slow
 def test_throttled_s3_is_retried_and_measured(tmp_path):
     rows = run_faults(tmp_path, "s3", {},
-                      {"throttle_ops": 10, "throttle_rate": 0.3, "outage_s": 1.0, "phase_s": 0.3})
+                      {"throttle_ops": 6, "throttle_rate": 0.3, "outage_s": 1.0, "phase_s": 0.3})
     assert value(rows, "proxy_throttled", phase="throttled") > 0
     assert value(rows, "retries", phase="throttled") > 0
     assert value(rows, "proxy_throttled", phase="baseline") == 0
