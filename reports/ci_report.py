@@ -8,7 +8,9 @@ job can recompute it anywhere. Two kinds of source:
   ``operation``, ``size``, ``service`` and ``emulated``; benchmarks sharing a ``group`` were
   measured in the same run. A strategy's **overhead ratio** in a group is its median time
   over the group's reference median time (1.00: as fast as the raw client; 2.00: twice as
-  slow). A strategy's ratio is the median of its groups' ratios.
+  slow); ``statistic="min"`` uses the fastest round of each instead, which moves less when
+  other processes compete for the machine. A strategy's ratio is the median of its groups'
+  ratios.
 - **a tempbench run folder** (``results.csv`` + ``run.json``). Ratios come from the load
   scenario's ``harness_ceiling_ratio`` rows (overhead = 1 / the backend's share of the null
   store's ok ops/s, same run). Correctness gates read the rows: torn reads > 0, corrupt or
@@ -41,6 +43,8 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 from reports.data import RunData, RunDataError, load_run  # noqa: E402
 
 DEFAULT_MAX_REGRESSION = 0.25
+STATISTICS = ("median", "min")
+"""pytest-benchmark statistics a ratio can be computed from."""
 GATE_LEVELS = ("strategy", "group")
 HARNESS_BACKENDS = ("null", "faulty")
 """Harness stores (see ``backends.HARNESS_STORES``): the faulty one corrupts on purpose."""
@@ -132,6 +136,7 @@ class CiReport:
     strategies: list[StrategyRatio]
     max_regression: float
     gate_on: str
+    statistic: str = "median"
     baseline: Path | None = None
     changes: list[Change] = field(default_factory=list)
     gates: list[Gate] = field(default_factory=list)
@@ -186,6 +191,7 @@ def build_report(
     gate_on: str = "strategy",
     native_ttl: NativeTtlClaim | Mapping[str, bool] | None = None,
     harness_backends: Iterable[str] = HARNESS_BACKENDS,
+    statistic: str = "median",
 ) -> CiReport:
     """Read ``source`` (and ``baseline``, of the same kind) and compute ratios and gates.
 
@@ -194,8 +200,10 @@ def build_report(
     """
     if gate_on not in GATE_LEVELS:
         raise CiReportError(f"gate_on must be one of {', '.join(GATE_LEVELS)}, not {gate_on!r}")
-    current = _load(Path(source))
-    old = _load(Path(baseline)) if baseline is not None else None
+    if statistic not in STATISTICS:
+        raise CiReportError(f"statistic must be one of {', '.join(STATISTICS)}, not {statistic!r}")
+    current = _load(Path(source), statistic)
+    old = _load(Path(baseline), statistic) if baseline is not None else None
     if old is not None and old.kind != current.kind:
         raise CiReportError(
             f"the baseline {baseline} is a {_KIND_TEXT[old.kind]} but {source} is a "
@@ -208,6 +216,7 @@ def build_report(
         strategies=strategy_ratios(current.figures),
         max_regression=max_regression,
         gate_on=gate_on,
+        statistic=statistic,
         baseline=Path(baseline) if baseline is not None else None,
         notes=list(current.notes),
         conditions=current.conditions,
@@ -357,7 +366,7 @@ def render_chart(report: CiReport) -> bytes | None:
         ax.yaxis.set_minor_formatter(FuncFormatter(_minor_ratio_label))
         ax.set_xticks(list(xs), [_short_group(f.group) for f in mine], rotation=60, ha="right", fontsize=7)
         ax.set_ylabel(f"time / {summary.reference}", fontsize=8)
-        title = f"{summary.strategy}: {summary.ratio:.2f}x (median)"
+        title = f"{summary.strategy}: {summary.ratio:.2f}x (median of groups)"
         ax.set_title(title + (" [emulated]" if summary.emulated else ""), fontsize=9)
         ax.grid(True, axis="y", alpha=0.3, which="both")
         if ticks and index == 0:
@@ -381,6 +390,7 @@ def report_json(report: CiReport) -> dict[str, Any]:
         "baseline": str(report.baseline) if report.baseline else None,
         "max_regression": report.max_regression,
         "gate_on": report.gate_on,
+        "statistic": report.statistic,
         "failed": report.failed,
         "failures": report.failures(),
         "strategies": [asdict(s) for s in report.strategies],
@@ -425,7 +435,7 @@ class _Loaded:
     run: RunData | None = None
 
 
-def _load(path: Path) -> _Loaded:
+def _load(path: Path, statistic: str) -> _Loaded:
     if path.is_dir():
         return _load_run(path)
     if not path.is_file():
@@ -436,7 +446,7 @@ def _load(path: Path) -> _Loaded:
         raise CiReportError(f"{path} is not readable JSON: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise CiReportError(f"{path} is not pytest-benchmark JSON (no 'benchmarks' list)")
-    return _load_benchmarks(path, data)
+    return _load_benchmarks(path, data, statistic)
 
 
 @dataclass(frozen=True)
@@ -447,12 +457,13 @@ class _Bench:
     role: str
     operation: str
     size: int | None
-    median_s: float
+    seconds: float
+    """The chosen statistic of its rounds (median or min)."""
     service: str
     emulated: bool
 
 
-def _load_benchmarks(path: Path, data: dict[str, Any]) -> _Loaded:
+def _load_benchmarks(path: Path, data: dict[str, Any], statistic: str) -> _Loaded:
     notes: list[str] = []
     benches: list[_Bench] = []
     unlabelled: list[str] = []
@@ -462,9 +473,9 @@ def _load_benchmarks(path: Path, data: dict[str, Any]) -> _Loaded:
         if not {"strategy", "role", "operation"} <= set(info):
             unlabelled.append(name)
             continue
-        median = (entry.get("stats") or {}).get("median")
-        if not isinstance(median, int | float) or median <= 0:
-            notes.append(f"`{name}` has no positive median time; not rated.")
+        seconds = (entry.get("stats") or {}).get(statistic)
+        if not isinstance(seconds, int | float) or seconds <= 0:
+            notes.append(f"`{name}` has no positive {statistic} time; not rated.")
             continue
         size = info.get("size")
         benches.append(_Bench(
@@ -474,7 +485,7 @@ def _load_benchmarks(path: Path, data: dict[str, Any]) -> _Loaded:
             role=str(info["role"]),
             operation=str(info["operation"]),
             size=int(size) if isinstance(size, int | float) else None,
-            median_s=float(median),
+            seconds=float(seconds),
             service=str(info.get("service", "")),
             emulated=bool(info.get("emulated", False)),
         ))
@@ -498,15 +509,15 @@ def _load_benchmarks(path: Path, data: dict[str, Any]) -> _Loaded:
             notes.append(f"Group `{group}` has no reference benchmark: "
                          f"{', '.join(b.strategy for b in stores)} not rated.")
             continue
-        reference_s = statistics.median(b.median_s for b in references)
+        reference_s = statistics.median(b.seconds for b in references)
         reference = " / ".join(dict.fromkeys(b.strategy for b in references))
         for bench in stores:
             figures.append(Figure(
                 strategy=bench.strategy,
                 group=group,
                 reference=reference,
-                ratio=bench.median_s / reference_s,
-                detail=f"median {_duration(bench.median_s)} vs {_duration(reference_s)}",
+                ratio=bench.seconds / reference_s,
+                detail=f"{statistic} {_duration(bench.seconds)} vs {_duration(reference_s)}",
                 service=bench.service,
                 emulated=bench.emulated or any(b.emulated for b in references),
                 operation=bench.operation,
@@ -714,8 +725,7 @@ def _strategy_table(report: CiReport) -> list[str]:
     lines = [
         "## Overhead ratio per strategy",
         "",
-        "Median over groups of (strategy median time / reference median time), both measured "
-        "in the same run: 1.00x = as fast as the raw client, 2.00x = twice as slow.",
+        _ratio_definition(report),
         "",
         "| strategy | reference | ratio | groups | baseline | change | served by |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- |",
@@ -757,6 +767,16 @@ def _gate_table(report: CiReport) -> list[str]:
         rows = ", ".join(f"r{i}" for i in g.rows[:8]) + (" ..." if len(g.rows) > 8 else "")
         lines.append(f"| {g.check} | {g.backend} | {verdict} | {evidence} | {rows} |")
     return lines
+
+
+def _ratio_definition(report: CiReport) -> str:
+    if report.kind == "run":
+        return ("Overhead = the null store's ok ops/s / this backend's ok ops/s in the load "
+                "scenario of the same run (1 / `harness_ceiling_ratio`): 1.00x = the harness "
+                "ceiling, 2.00x = half its rate.")
+    return (f"Median over groups of (strategy {report.statistic} time / reference "
+            f"{report.statistic} time), both measured in the same run: 1.00x = as fast as the "
+            "raw client, 2.00x = twice as slow.")
 
 
 def _baseline_cell(change: Change | None) -> str:

@@ -19,6 +19,7 @@ from backends import HARNESS_STORES, parse_spec, store_class
 from reports.ci_report import (
     DEFAULT_MAX_REGRESSION,
     GATE_LEVELS,
+    STATISTICS,
     CiReportError,
     build_report,
     parse_threshold,
@@ -39,6 +40,9 @@ def ci_report(
     gate_on: Annotated[str, typer.Option(
         "--gate-on", help="Gate each strategy's median ratio ('strategy') or every group ('group').")]
         = "strategy",
+    statistic: Annotated[str, typer.Option(
+        "--statistic", help="Ratio of median times (default) or of min times (steadier on busy runners).")]
+        = "median",
     out: Annotated[Path | None, typer.Option(
         "--out", help="Where to write ci-report.md/.png/.json (default: beside the JSON, or the run folder).")]
         = None,
@@ -47,13 +51,15 @@ def ci_report(
     absolute times) and correctness gates; writes Markdown, a PNG chart and JSON."""
     if gate_on not in GATE_LEVELS:
         raise typer.BadParameter(f"--gate-on must be one of {', '.join(GATE_LEVELS)}")
+    if statistic not in STATISTICS:
+        raise typer.BadParameter(f"--statistic must be one of {', '.join(STATISTICS)}")
     try:
         threshold = parse_threshold(max_regression)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     try:
         report = build_report(source, baseline, threshold, gate_on, native_ttl=declared_native_ttl,
-                              harness_backends=HARNESS_STORES)
+                              harness_backends=HARNESS_STORES, statistic=statistic)
         paths = write_report(report, out or (source if source.is_dir() else source.parent))
     except (CiReportError, OSError) as exc:
         console.print(f"[red]tempbench ci-report: {exc}[/red]")

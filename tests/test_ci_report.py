@@ -33,9 +33,11 @@ BASE_RATIOS = {"disk": 1.1, "encrypted-disk:aesgcm-stream": 2.0, "redis": 1.2, "
 
 
 def bench_json(path: Path, ratios: dict[str, float], speed: float = 1.0,
-               group_ratios: dict[tuple[str, str], float] | None = None) -> Path:
+               group_ratios: dict[tuple[str, str], float] | None = None,
+               median_noise: dict[str, float] | None = None) -> Path:
     """A pytest-benchmark JSON where every reference takes ``speed`` x 1 ms (x size factor)
-    and each strategy ``ratio`` times its group's reference."""
+    and each strategy ``ratio`` times its group's reference (its min time 0.9 x that);
+    ``median_noise`` multiplies a strategy's median only, as a busy machine would."""
     benchmarks: list[dict[str, Any]] = []
     for medium, reference, strategies, service, emulated in MEDIA:
         for operation in OPERATIONS:
@@ -46,8 +48,10 @@ def bench_json(path: Path, ratios: dict[str, float], speed: float = 1.0,
                                          medium, reference, service, emulated, reference_s))
                 for strategy in strategies:
                     ratio = (group_ratios or {}).get((strategy, group), ratios[strategy])
+                    noise = (median_noise or {}).get(strategy, 1.0)
                     benchmarks.append(_entry(group, strategy, "store", operation, size, size_label,
-                                             medium, reference, service, emulated, reference_s * ratio))
+                                             medium, reference, service, emulated, reference_s * ratio,
+                                             noise))
     data = {
         "machine_info": {"node": "ci-runner", "python_version": "3.11.7", "cpu": {"brand_raw": "test cpu"}},
         "commit_info": {"id": "0123456789abcdef", "branch": "main", "dirty": False},
@@ -60,7 +64,8 @@ def bench_json(path: Path, ratios: dict[str, float], speed: float = 1.0,
 
 
 def _entry(group: str, strategy: str, role: str, operation: str, size: int, size_label: str,
-           medium: str, reference: str, service: str, emulated: bool, median_s: float) -> dict[str, Any]:
+           medium: str, reference: str, service: str, emulated: bool, median_s: float,
+           noise: float = 1.0) -> dict[str, Any]:
     name = f"test_{medium}[{operation}-{size_label.replace(' ', '')}-{strategy}]"
     return {
         "group": group,
@@ -74,8 +79,8 @@ def _entry(group: str, strategy: str, role: str, operation: str, size: int, size
             "service": service, "version": "test", "client": "test", "emulated": emulated,
         },
         "options": {},
-        "stats": {"min": median_s * 0.9, "max": median_s * 1.5, "mean": median_s * 1.05,
-                  "median": median_s, "rounds": 5, "iterations": 1},
+        "stats": {"min": median_s * 0.9, "max": median_s * noise * 1.5, "mean": median_s * noise * 1.05,
+                  "median": median_s * noise, "rounds": 5, "iterations": 1},
     }
 
 
@@ -146,6 +151,19 @@ def test_one_group_regressing_fails_only_when_gating_per_group(tmp_path: Path) -
         "disk: overhead ratio 1.10x -> 3.30x (+200%) in filesystem: put 64 KiB, "
         "more than the 25% allowed"
     ]
+
+
+def test_min_statistic_ignores_a_median_inflated_by_a_busy_machine(tmp_path: Path) -> None:
+    base = bench_json(tmp_path / "base.json", BASE_RATIOS)
+    head = bench_json(tmp_path / "head.json", BASE_RATIOS, median_noise={"encrypted-disk:aesgcm-stream": 1.6})
+
+    by_median, _, _ = ci_report(head, "--baseline", base, "--out", tmp_path / "a")
+    by_min, output, report = ci_report(head, "--baseline", base, "--statistic", "min", "--out", tmp_path / "b")
+
+    assert by_median == 1
+    assert by_min == 0, output
+    assert report["statistic"] == "min"
+    assert {s["strategy"]: s["ratio"] for s in report["strategies"]} == pytest.approx(BASE_RATIOS)
 
 
 def test_markdown_and_png_are_written_with_ratios_and_emulated_label(tmp_path: Path) -> None:
