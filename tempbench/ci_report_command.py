@@ -67,8 +67,10 @@ def ci_report(
 
     changes = {c.strategy: c for c in report.changes if c.scope == "all groups"}
     table = Table(title=f"overhead ratio vs the same-run reference ({source.name})")
-    for column in ("strategy", "reference", "ratio", "groups", "baseline", "change"):
-        table.add_column(column, justify="right" if column in ("ratio", "groups", "baseline", "change") else "left")
+    table.add_column("strategy", overflow="fold")  # CI logs are 80 columns: wrap, never cut
+    table.add_column("reference", overflow="fold")
+    for column in ("ratio", "groups", "baseline", "change"):
+        table.add_column(column, justify="right")
     for s in report.strategies:
         change = changes.get(s.strategy)
         table.add_row(
