@@ -687,7 +687,7 @@ class HarnessMeter:
 
 def new_run_id() -> str:
     """A UTC timestamp id, also the default run folder name (``20250101T120000Z``)."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")[:-8] + "Z"
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def safe_name(text: str) -> str:
@@ -717,8 +717,13 @@ class RunFolder:
 
     @classmethod
     def create(cls, base: Path | str = "results", run_id: str | None = None) -> RunFolder:
+        """A new folder ``base/<run_id>`` (``-2``, ``-3``... appended if it already exists)."""
         run_id = run_id or new_run_id()
-        return cls(Path(base) / run_id, run_id)
+        candidate, n = run_id, 1
+        while (Path(base) / candidate).exists():
+            n += 1
+            candidate = f"{run_id}-{n}"
+        return cls(Path(base) / candidate, candidate)
 
     @property
     def csv_path(self) -> Path:

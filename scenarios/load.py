@@ -481,11 +481,11 @@ class LoadDriver:
                                    nbytes=stream.size)
                     span.nbytes += stream.size
                     if not res.ok:
-                        span.outcome = res.outcome
+                        span.outcome, span.error = res.outcome, res.error
                         return
                 res = rec.call("ecu_session.process", self._process, sid, ttl)
                 if not res.ok:
-                    span.outcome = res.outcome
+                    span.outcome, span.error = res.outcome, res.error
                     return
 
                 def check(data: bytes) -> bool:
@@ -494,11 +494,11 @@ class LoadDriver:
                 res = rec.call("ecu_session.download", self.store.get, sid, "result",
                                verify=check)
                 span.nbytes += len(res.value or b"")
-                span.outcome = res.outcome
+                span.outcome, span.error = res.outcome, res.error
             finally:
                 res = rec.call("ecu_session.delete", self.store.delete_session, sid)
                 if span.outcome == "ok" and not res.ok:
-                    span.outcome = res.outcome
+                    span.outcome, span.error = res.outcome, res.error
 
     def _process(self, sid: str, ttl: float) -> None:
         if self._async:

@@ -115,8 +115,8 @@ def run(
         if value:
             os.environ[env] = value  # stores and spawned processes resolve the same services
 
-    run_id = new_run_id()
-    folder = RunFolder(out, run_id) if out else RunFolder.create("results", run_id)
+    folder = RunFolder(out, new_run_id()) if out else RunFolder.create("results")
+    run_id = folder.run_id
     store_dirs = Path(tempfile.mkdtemp(prefix=f"tempbench-run-{run_id}-"))
     params = {"processes": processes, "find_max": find_max, "slo": slo if find_max else None,
               "shared_root": str(shared_root) if shared_root else None}
@@ -311,30 +311,35 @@ def _print_summary(runner: Runner, folder: RunFolder, info: dict[str, Any]) -> N
             if r.scenario == "load" and r.operation == ALL and r.outcome in ("ok", ALL)
             and "find_max_step" not in r.params}
     table = Table(title=f"tempbench run {folder.run_id} ({info['status']})")
-    for column in ("backend", "service", "scenarios", "load ok ops/s", "load ok MB/s",
-                   "x null ceiling"):
-        table.add_column(column)
-    by_backend: dict[str, list[str]] = {}
+    table.add_column("backend", overflow="fold")
+    table.add_column("scenarios")
+    table.add_column("load ops/s", justify="right")
+    table.add_column("MB/s", justify="right")
+    table.add_column("x null", justify="right")
+    by_backend: dict[str, dict[str, int]] = {}
     for result in runner.results:
-        by_backend.setdefault(result.backend, []).append(f"{result.scenario}:{result.status}")
-    for spec, statuses in by_backend.items():
+        counts = by_backend.setdefault(result.backend, {})
+        counts[result.status] = counts.get(result.status, 0) + 1
+    for spec, counts in by_backend.items():
         service = runner.services.get(spec, {})
-        label = service.get("service") or runner.skipped_backends.get(spec, "")
-        if service.get("emulated"):
-            label += " [yellow](emulated)[/yellow]"
+        label = spec + (" [yellow](emulated)[/yellow]" if service.get("emulated") else "")
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        if spec in runner.skipped_backends:
+            statuses = f"skipped: {runner.skipped_backends[spec]}"
         ops = load.get((spec, "ops_per_s"))
         mb = load.get((spec, "mb_per_s"))
         ratio = load.get((spec, "harness_ceiling_ratio"))
-        table.add_row(spec, label[:60], " ".join(statuses),
+        bound = " [red]harness-bound[/red]" if ratio is not None and ratio >= 0.5 else ""
+        table.add_row(label, statuses,
                       f"{ops:,.1f}" if ops is not None else "-",
                       f"{mb:,.1f}" if mb is not None else "-",
-                      f"{ratio:.2f}" if ratio is not None else "-")
+                      (f"{ratio:.2f}" if ratio is not None else "-") + bound)
     console.print(table)
     ceiling = info.get("harness_ceiling", {}).get("ops_per_s")
     if ceiling:
-        console.print(f"harness ceiling (null store, this workload): {ceiling:,.1f} ops/s; "
-                      "a backend within 2x of it is harness-bound")
-    console.print(f"rows: {folder.csv_path}  run.json: {folder.run_json_path}")
-    failed = [r for r in runner.results if r.status == "failed"]
-    for r in failed:
-        console.print(f"[red]{r.backend} {r.scenario} failed: {r.detail}[/red]")
+        console.print(f"harness ceiling (null store, same workload): {ceiling:,.1f} ops/s; "
+                      "x null >= 0.5 means within 2x of it: harness-bound, not backend-bound")
+    console.print(f"rows: {folder.csv_path}\nrun.json: {folder.run_json_path}")
+    for r in runner.results:
+        if r.status == "failed":
+            console.print(f"[red]{r.backend} {r.scenario} failed: {r.detail}[/red]")
