@@ -282,10 +282,14 @@ def service_down(ctx: Any, store: Store, server: Any, settings: dict[str, Any],
     yield ctx.row("service_down", "all", "acked_writes", len(before_stop), "count", params)
     yield ctx.row("service_down", "all", "acked_writes_lost", lost, "count", params)
     longest = max((_max_latency_s(rec.snapshot()) for rec in recorders.values()), default=0.0)
-    if not outcomes:
-        verdict = "not_verifiable"  # no operation started while the server was down
+    if untyped or hung:
+        verdict = "fail"
+    elif outcomes.get("unavailable"):
+        verdict = "pass"
     else:
-        verdict = "pass" if outcomes.get("unavailable") and not untyped and not hung else "fail"
+        # no operation met the outage: none started then, or those that did were still
+        # retrying when the server came back (and succeeded)
+        verdict = "not_verifiable"
     yield from Finding(
         "fails_fast", verdict,
         f"{what} stopped for {settings['outage_s']} s under load: outcomes during the outage "
