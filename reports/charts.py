@@ -41,8 +41,11 @@ class Palette:
 
 
 def throughput_vs_size(
-    frame: pd.DataFrame, operations: Iterable[str], title: str, palette: Palette, emulated_word: str
+    frame: pd.DataFrame, operations: Iterable[str], title: str, palette: Palette, emulated_word: str,
+    mix_title: str | None = None,
 ) -> bytes | None:
+    """MB/s per file size and backend; one bar per backend when the run mixed sizes
+    (``mix_title`` then replaces ``title``, so the chart never claims a size axis it lacks)."""
     ops = set(operations)
     rows = frame[(frame.scenario == "load") & (frame.metric == "mb_per_s") & (frame.outcome == "ok")
                  & frame.operation.isin(ops)]
@@ -62,13 +65,14 @@ def throughput_vs_size(
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g} MiB"))
         ax.set_xlabel("file size")
     else:  # a mixed-size workload: one bar per backend
+        title = mix_title or title
         series = rows.groupby("backend", sort=False)["value"].mean()
         emulated = rows.groupby("backend", sort=False)["emulated"].any()
         ax.bar(range(len(series)), series.values, color=[palette(b) for b in series.index],
-               hatch=None)
+               hatch=["//" if emulated[b] else None for b in series.index])
         ax.set_xticks(range(len(series)),
-                      [f"{b}\n({emulated_word})" if emulated[b] else b for b in series.index],
-                      fontsize=8)
+                      [f"{b} ({emulated_word})" if emulated[b] else b for b in series.index],
+                      fontsize=8, rotation=30, ha="right")
     ax.set_ylabel("MB/s (ok operations)")
     ax.set_title(title, fontsize=11)
     ax.grid(True, alpha=0.3)
@@ -156,7 +160,7 @@ def footprint_over_time(
     if rows.empty:
         return None
     panels = sorted(rows.sweep.dropna().unique().tolist()) or [None]
-    fig, axes = plt.subplots(1, len(panels), figsize=(FIGSIZE[0], FIGSIZE[1]), dpi=DPI,
+    fig, axes = plt.subplots(1, len(panels), figsize=(FIGSIZE[0] * 1.8, FIGSIZE[1]), dpi=DPI,
                              sharey=True, squeeze=False)
     for ax, sweep in zip(axes[0], panels, strict=True):
         part = rows if sweep is None else rows[rows.sweep == sweep]

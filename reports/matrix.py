@@ -151,6 +151,7 @@ class Rules:
     reference_backend: str
     blocking: tuple[str, ...]
     path: Path
+    harness_backends: tuple[str, ...] = ()
 
     def symbol(self, rating: str) -> str:
         return self.symbols.get(rating, "?")
@@ -206,6 +207,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
         reference_backend=str(matrix.get("reference_backend", "disk")),
         blocking=tuple(matrix.get("blocking", ())),
         path=path,
+        harness_backends=tuple(matrix.get("harness_backends", ())),
     )
 
 

@@ -386,14 +386,17 @@ class Report:
         histograms = list(_histograms(self.run.run_dir))
         sections = []
         others = [s for s in dict.fromkeys(frame.scenario) if s not in SCENARIO_ORDER]
+        harness = set(self.matrix.rules.harness_backends)
         for scenario in (*SCENARIO_ORDER, *others):
             part = frame[frame.scenario == scenario]
+            if scenario != "load":  # the harness stores matter as the load ceiling only
+                part = part[~part.backend.isin(harness)]
             images: list[dict[str, str]] = []
             tables: list[dict[str, Any]] = []
             if scenario == "load":
                 for ops, op_word in ((LOAD_UPLOAD_OPS, "upload"), (LOAD_DOWNLOAD_OPS, "download")):
-                    _add(images, charts.throughput_vs_size(frame, ops, t("throughput_vs_size", operation=op_word), palette, emu),
-                         t("throughput_vs_size", operation=op_word))
+                    png, caption = self._throughput_chart(frame, ops, op_word, palette)
+                    _add(images, png, caption)
                     title = t("latency_cdf", operation=op_word)
                     png = charts.latency_cdf(histograms, ops, title, palette, set(emulated_backends), emu)
                     if png is None:
@@ -403,8 +406,8 @@ class Report:
                 tables.append(self._load_table(part))
             elif scenario == "leak":
                 _add(images, charts.footprint_over_time(frame, t("footprint_over_time"), palette, emu,
-                                                        {True: "sweep on", False: "sweep off"}),
-                     t("footprint_over_time"))
+                                                        {True: t("sweep_on"), False: t("sweep_off")}),
+                     t("footprint_over_time"), wide=True)
                 tables.append(self._generic_table(part, skip_metrics=("footprint_bytes",)))
             elif scenario == "security":
                 tables.append(self._findings_table(part))
@@ -424,6 +427,16 @@ class Report:
         sections.append({"id": "scenario-cost", "title": t("cost"), "empty": False,
                          "images": cost_images, "tables": [], "cost": True})
         return sections
+
+    def _throughput_chart(self, frame: pd.DataFrame, ops: tuple[str, ...], op_word: str,
+                          palette: charts.Palette) -> tuple[bytes | None, str]:
+        t = self.t
+        load = frame[(frame.scenario == "load") & frame.operation.isin(ops)]
+        per_size = any("size_bytes" in p for p in load.params)
+        sizes = next((p.get("sizes") for p in load.params if p.get("sizes")), None)
+        mix = t("throughput_mix", operation=op_word, sizes=", ".join(map(str, sizes or [])))
+        caption = t("throughput_vs_size", operation=op_word) if per_size else mix
+        return charts.throughput_vs_size(frame, ops, caption, palette, t("emulated"), mix), caption
 
     def _load_table(self, part: pd.DataFrame) -> dict[str, Any]:
         t = self.t
@@ -500,10 +513,10 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def _add(images: list[dict[str, str]], png: bytes | None, caption: str) -> None:
+def _add(images: list[dict[str, Any]], png: bytes | None, caption: str, wide: bool = False) -> None:
     if png is not None:
         images.append({"src": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
-                       "caption": caption})
+                       "caption": caption, "wide": wide})
 
 
 def _histograms(run_dir: Path) -> Iterable[dict[str, Any]]:
