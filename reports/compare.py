@@ -42,6 +42,8 @@ class FigureChange:
     unit: str
     before: float | None
     after: float | None
+    cited: bool = False
+    """A matrix cell of either run cites this figure."""
 
     @property
     def relative(self) -> float:
@@ -79,15 +81,19 @@ def compare_runs(
     ma = build_matrix(a, rules, estimate_costs(a, prices, profile, columns), columns)
     mb = build_matrix(b, rules, estimate_costs(b, prices, profile, columns), columns)
     figures_a, figures_b = _figures(a.rows), _figures(b.rows)
+    cited = _cited_keys(ma) | _cited_keys(mb)
     moved = []
     for key in sorted(set(figures_a) | set(figures_b)):
         before, after = figures_a.get(key), figures_b.get(key)
         change = FigureChange(*key, before=before[0] if before else None,
                               after=after[0] if after else None,
-                              unit=(before or after)[1])  # type: ignore[index]
+                              unit=(before or after)[1],  # type: ignore[index]
+                              cited=key in cited)
         if abs(change.relative) > tolerance:
             moved.append(change)
-    moved.sort(key=lambda c: (-min(abs(c.relative), 1e12), c.backend, c.metric))
+    # figures behind the matrix first, then the largest moves; new or gone figures last
+    moved.sort(key=lambda c: (not c.cited, c.before is None or c.after is None,
+                              -min(abs(c.relative), 1e12), c.backend, c.metric))
     return RunComparison(
         run_a=a.run_id,
         run_b=b.run_id,
@@ -108,16 +114,21 @@ def format_comparison(cmp: RunComparison, limit: int = 40) -> str:
             lines.append(f"| {c.criterion} | {c.backend} | {c.before_text} | {c.after_text} |")
     else:
         lines.append("No matrix cell changed rating.")
-    lines += ["", f"### Figures that moved by more than {cmp.tolerance:.0%} "
-                  f"({len(cmp.figures)} of {cmp.compared_figures} compared)", ""]
+    changed = [f for f in cmp.figures if f.before is not None and f.after is not None]
+    appeared = sum(f.before is None for f in cmp.figures)
+    gone = sum(f.after is None for f in cmp.figures)
+    lines += ["", f"### Figures that moved by more than {cmp.tolerance:.0%}", "",
+              f"{len(changed)} of {cmp.compared_figures} figures present in both runs moved; "
+              f"{appeared} only in `{cmp.run_b}`, {gone} only in `{cmp.run_a}`. "
+              "Figures a matrix cell cites come first (◆).", ""]
     if cmp.figures:
-        lines += ["| strategy | scenario | operation | outcome | metric | params | before | after | change |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["| | strategy | scenario | operation | outcome | metric | params | before | after | change |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for f in cmp.figures[:limit]:
             change = "new" if f.before is None else "gone" if f.after is None else (
                 "∞" if math.isinf(f.relative) else f"{f.relative:+.0%}")
             lines.append(
-                f"| {f.backend} | {f.scenario} | {f.operation} | {f.outcome} | {f.metric} | "
+                f"| {'◆' if f.cited else ''} | {f.backend} | {f.scenario} | {f.operation} | {f.outcome} | {f.metric} | "
                 f"{f.params.replace('|', '/')} | {_num(f.before)} | {_num(f.after)} {f.unit} | {change} |"
             )
         if len(cmp.figures) > limit:
@@ -134,6 +145,11 @@ def _figures(rows: list[Row]) -> dict[tuple[str, ...], tuple[float, str]]:
         key = (row.backend, row.scenario, row.operation, row.outcome, row.metric, params_key(params))
         grouped.setdefault(key, []).append(row)
     return {k: (statistics.fmean(r.value for r in rs), rs[0].unit) for k, rs in grouped.items()}
+
+
+def _cited_keys(matrix: Matrix) -> set[tuple[str, ...]]:
+    ids = {i for cell in matrix.cells.values() for i in cell.row_ids}
+    return set(_figures([matrix.run.by_id(i) for i in ids]))
 
 
 def _cell_changes(ma: Matrix, mb: Matrix) -> list[CellChange]:
