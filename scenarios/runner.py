@@ -39,7 +39,11 @@ yourself); ``ctx.store_factory`` is picklable for ``multiprocessing`` (spawn: bu
 ``factory.in_child()`` in the child so it reaches the same services); put temporary
 files under ``ctx.scratch``; read your settings from ``ctx.workload.section("<name>")``.
 A scenario that does not apply to a backend returns a reason from the optional
-``skip_reason(ctx) -> str | None``; it is then recorded as skipped.
+``skip_reason(ctx) -> str | None``; it is then recorded as skipped (``ctx.reads_return_data``
+is False for the null store, whose reads are zeros). Start ``multiprocessing`` spawn
+children with :func:`start_spawned` (they then skip re-importing the CLI). In a test,
+``ScenarioContext.standalone(StoreFactory("disk", {"root": ...}), workload, tmp_path)``
+gives a context without a runner.
 
 The runner reads ``ctx.store.footprint()`` before ``prepare`` and after ``cleanup`` and
 writes rows ``leftover_objects`` / ``leftover_bytes`` (operation ``cleanup``, outcome
