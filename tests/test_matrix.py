@@ -221,7 +221,7 @@ def test_every_rule_has_a_rationale_and_thresholds_in_order() -> None:
         for c in criterion.checks:
             if c.kind == "findings":
                 continue
-            assert c.rationale["en"], c.id
+            assert c.rationale["en"] and c.rationale.get("es"), c.id
             assert c.good is not None and c.warn is not None
             # good must be at least as demanding as warn
             assert (c.good >= c.warn) if c.higher_is_better else (c.good <= c.warn), c.id
