@@ -22,6 +22,7 @@ What it shows:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import io
 import math
@@ -30,7 +31,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -51,6 +52,7 @@ from backends.base import (
     QuotaExceeded,
     ServiceInfo,
     Store,
+    validate_session_id,
 )
 
 BROWSER_COOKIE_LIMIT = 4096
@@ -104,6 +106,25 @@ class CookieStore(Store):
         with self._lock:
             cookie = self._jar.get(session_id)
             return cookie.header if cookie else None
+
+    def export_client_state(self, session_ids: Iterable[str]) -> dict[str, dict]:
+        """The browser's cookies for these sessions, as a client would carry them elsewhere."""
+        with self._lock:
+            return {
+                sid: dataclasses.asdict(cookie)
+                for sid in session_ids
+                if (cookie := self._jar.get(sid)) is not None
+            }
+
+    def import_client_state(self, state: dict[str, dict]) -> None:
+        """Receive cookies a client brings from another instance (it sends them with each request).
+
+        The cookies are taken as the client sends them; reading them still checks the
+        signature, so only an instance with the same secret key can use them.
+        """
+        with self._lock:
+            for sid, fields in state.items():
+                self._jar[validate_session_id(sid)] = _Cookie(**fields)
 
     # ---- primitives -------------------------------------------------------------
 

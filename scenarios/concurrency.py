@@ -40,6 +40,7 @@ import logging
 import multiprocessing
 import queue
 import random
+import secrets
 import shutil
 import threading
 import time
@@ -361,6 +362,12 @@ class ConcurrencyScenario:
                 self.extra_roots.extend(roots)
                 overrides_a, overrides_b = {"root": str(roots[0])}, {"root": str(roots[1])}
                 layout = "each instance has its own root directory (separate hosts)"
+        elif _client_side(ctx.store):
+            # Every instance of a deployment shares the app's SECRET_KEY; the client's cookie
+            # jar is what travels between them.
+            overrides_a = overrides_b = {"secret_key": secrets.token_hex(32)}
+            layout = ("both instances share the app's secret key, as a deployment must; "
+                      "the client's cookies are replayed to instance B")
         else:
             layout = "each instance builds its own store object from the same configuration"
         sids = [self._session(f"inst{i}") for i in range(p.multi_instance_files)]
