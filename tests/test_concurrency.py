@@ -265,8 +265,9 @@ def test_redis_instances_in_two_processes_read_each_others_files(tmp_path: Path)
     assert rows["cross_instance_read_share"].value == 1.0
 
 
-def test_cookie_multi_instance_is_reported_not_verifiable_with_the_reason(tmp_path: Path) -> None:
-    rows = _run(StoreFactory("cookie", {"secret_key": "k" * 32}), tmp_path, "multi_instance")
+def test_cookie_multi_instance_replays_the_client_jar_to_a_second_process(tmp_path: Path) -> None:
+    rows = _run(StoreFactory("cookie"), tmp_path, "multi_instance")
     multi = rows["cross_instance_reads"]
-    assert multi.outcome == "not_verifiable"
-    assert "cookie jar" in multi.params["evidence"]
+    assert multi.outcome == "pass", multi.params["evidence"]
+    assert multi.value == multi.params["files"]
+    assert "secret key" in multi.params["evidence"]
