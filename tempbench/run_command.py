@@ -31,6 +31,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from backends import STRATEGIES, parse_spec
+from reports.i18n import languages
+from reports.render import render_run
 from scenarios.core import ALL, RunFolder, new_run_id
 from scenarios.load import parse_slo
 from scenarios.runner import SCENARIOS, BackendTarget, Runner, StoreFactory, available_scenarios
@@ -57,6 +59,7 @@ def run(
     backends: Annotated[str | None, typer.Option(
         help="Comma-separated store specs (default: null + " + ", ".join(STRATEGIES) + ").")] = None,
     workload: Annotated[str, typer.Option(
+        "--workload", "--profile",
         help="Workload: a shipped profile (quick, review, soak) or a TOML file.")] = "review",
     quick: Annotated[bool, typer.Option("--quick", help="Same as --workload quick.")] = False,
     set_: Annotated[list[str] | None, typer.Option(
@@ -82,6 +85,9 @@ def run(
         help="S3 endpoint to use (else S3_ENDPOINT_URL, else a moto server on 127.0.0.1).")] = None,
     broker_url: Annotated[str | None, typer.Option(
         help="Celery broker (else CELERY_BROKER_URL, else the resolved Redis).")] = None,
+    lang: Annotated[str, typer.Option(help="Language of the rendered report: en or es.")] = "en",
+    report: Annotated[bool, typer.Option(
+        "--report/--no-report", help="Render matrix.md, matrix.csv and report.html at the end.")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False,
 ) -> None:
     """Run scenarios (load, concurrency, ...) against stores and save tidy rows in a run folder."""
@@ -99,6 +105,8 @@ def run(
         raise typer.BadParameter(str(exc)) from exc
     if processes < 1:
         raise typer.BadParameter("--processes must be >= 1")
+    if lang not in languages():
+        raise typer.BadParameter(f"--lang {lang!r}: the report speaks {', '.join(languages())}")
 
     available = available_scenarios()
     if scenarios:
@@ -151,6 +159,9 @@ def run(
         folder.write_run_json(info)
         folder.write_parquet()
     _print_summary(runner, folder, info)
+    if report:
+        written = render_run(folder.path, lang=lang)
+        console.print(f"report: {written.report_html}\nmatrix: {written.matrix_md}  {written.matrix_csv}")
 
 
 # ------------------------------------------------------------------------- backends
