@@ -92,7 +92,8 @@ the base64 token at once (several times the file size), so an unbounded upload c
 the process's memory. ECU images are 256 KiB-8 MiB."""
 
 STALE_TEMP_S = 3600.0
-"""A temporary file untouched this long belongs to a writer that died; sweep() removes it."""
+"""A temporary file untouched this long belongs to a writer that died; sweep() removes it
+(sooner when its aesgcm-stream header shows its data has expired anyway)."""
 
 TEMP_PREFIX = ".tmp-"
 MAGIC = b"TBAS"
@@ -248,8 +249,12 @@ class EncryptedDiskStore(Store):
             for path in directory.iterdir():
                 try:
                     info = path.lstat()
-                    cutoff = now - STALE_TEMP_S if path.name.startswith(TEMP_PREFIX) else now
-                    if not stat.S_ISREG(info.st_mode) or info.st_mtime > cutoff:
+                    if not stat.S_ISREG(info.st_mode):
+                        continue
+                    if path.name.startswith(TEMP_PREFIX):
+                        if not _abandoned_temp(path, info.st_mtime, now):
+                            continue
+                    elif info.st_mtime > now:
                         continue
                     path.unlink()
                 except FileNotFoundError:
@@ -626,3 +631,24 @@ def _rechunk(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
 def _wall_clock() -> float:
     """The TTL clock: expiry stamps are wall-clock times (in the header and as file mtimes)."""
     return time.time()
+
+
+def _abandoned_temp(path: Path, mtime: float, now: float) -> bool:
+    """Whether sweep() may remove a temp file: its writer died or its data expired anyway.
+
+    An aesgcm-stream temp file starts with its header, whose expiry tells that the file would
+    be expired on arrival, so a writer killed mid-upload leaves nothing past the TTL. A
+    writer still busy with such a file loses it, which is what its TTL asked for. Fernet temp
+    files carry no readable expiry: only their age counts.
+    """
+    if mtime <= now - STALE_TEMP_S:
+        return True
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(HEADER_BYTES)
+    except FileNotFoundError:
+        return False
+    if len(header) < HEADER_BYTES:
+        return False
+    magic, version, *_rest, expires_ms, _chunk = _HEADER.unpack(header)
+    return magic == MAGIC and version == VERSION and expires_ms / 1000 <= now
