@@ -24,7 +24,7 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -345,6 +345,73 @@ def iter_chunks(data: bytes | bytearray | memoryview | BinaryIO, size: int = CHU
         if not isinstance(piece, bytes | bytearray):
             raise StoreError("data stream must be opened in binary mode")
         yield bytes(piece)
+
+
+class ChunkReader(io.RawIOBase):
+    """A readable binary stream over an iterator of byte chunks, one chunk held at a time.
+
+    ``read(n)`` returns exactly ``n`` bytes until the end (fewer only at the end, then
+    ``b""``); ``read(-1)`` returns the rest. An error raised by the iterator is raised again
+    by every later read, so a caller that caught it cannot mistake what follows for a clean
+    end of file. ``on_close`` runs once, on the first ``close()`` (release a file handle or a
+    response body).
+    """
+
+    def __init__(self, chunks: Iterable[bytes], on_close: Callable[[], None] | None = None) -> None:
+        self._on_close = on_close
+        self._chunks = iter(chunks)
+        self._buffer = memoryview(b"")
+        self._error: Exception | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        out = bytearray()
+        while len(out) < size:
+            if not self._buffer:
+                chunk = self._next_chunk()
+                if chunk is None:
+                    break
+                self._buffer = memoryview(chunk)
+                continue
+            take = self._buffer[: size - len(out)]
+            out += take
+            self._buffer = self._buffer[len(take) :]
+        return bytes(out)
+
+    def readall(self) -> bytes:
+        parts = [bytes(self._buffer)]
+        self._buffer = memoryview(b"")
+        while (chunk := self._next_chunk()) is not None:
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._on_close is not None:
+                self._on_close()
+        finally:
+            super().close()
+
+    def _next_chunk(self) -> bytes | None:
+        """The next chunk, or None at the end."""
+        if self._error is not None:
+            raise self._error
+        try:
+            return next(self._chunks, None)
+        except Exception as exc:
+            self._error = exc
+            raise
 
 
 class _TypedReader(io.RawIOBase):

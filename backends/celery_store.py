@@ -63,6 +63,7 @@ from kombu.utils.url import maybe_sanitize_url
 from backends.base import (
     BackendUnavailable,
     Capabilities,
+    ChunkReader,
     Footprint,
     Key,
     Quota,
@@ -334,7 +335,8 @@ class CeleryStore(Store):
     # ---- store primitives: the wrapped store does the work ------------------------
 
     def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int:
-        return self.inner.put(key.session_id, key.kind, _ChunkReader(chunks), ttl_s)
+        # Passed on as a stream, so the wrapped store streams the put too (constant memory).
+        return self.inner.put(key.session_id, key.kind, ChunkReader(chunks), ttl_s)
 
     def _open(self, key: Key) -> BinaryIO:
         return self.inner.open(key.session_id, key.kind)
@@ -642,24 +644,3 @@ def _decode_option(obj: dict) -> Any:
     if set(obj) == {"__bytes_b64__"}:
         return base64.b64decode(obj["__bytes_b64__"])
     return obj
-
-
-class _ChunkReader:
-    """A read()-able view of a chunk iterator, so the wrapped store streams the put too."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = b""
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            out = self._pending + b"".join(self._chunks)
-            self._pending = b""
-            return out
-        while len(self._pending) < size:
-            piece = next(self._chunks, None)
-            if piece is None:
-                break
-            self._pending += piece
-        out, self._pending = self._pending[:size], self._pending[size:]
-        return out

@@ -69,6 +69,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from backends.base import (
     Capabilities,
+    ChunkReader,
     CorruptData,
     Expired,
     Footprint,
@@ -356,7 +357,8 @@ class EncryptedDiskStore(Store):
                 f"encrypted-disk: {path.name} was encrypted under key id {key_id.hex()}, "
                 "which this store does not hold"
             )
-        stream = _AesGcmReader(handle, AESGCM(material.file_key(salt)), prefix, header, chunk, path.name)
+        plain = _decrypted_chunks(handle, AESGCM(material.file_key(salt)), prefix, header, chunk, path.name)
+        stream = ChunkReader(plain, on_close=handle.close)
         found = _read_name_record(stream, path)  # authenticates the header with chunk 0
         return stream, found, expires_ms
 
@@ -424,74 +426,32 @@ class _KeyMaterial:
         return hmac.digest(self.name_key, message, "sha256")[:16].hex()
 
 
-class _AesGcmReader(io.RawIOBase):
-    """Decrypts an aesgcm-stream file chunk by chunk; read(n) returns n bytes until the end."""
-
-    def __init__(self, handle: BinaryIO, aead: AESGCM, prefix: bytes, header: bytes,
-                 chunk: int, label: str) -> None:
-        self._handle = handle
-        self._aead = aead
-        self._prefix = prefix
-        self._header = header
-        self._segment = chunk + TAG_BYTES
-        self._label = label
-        self._counter = 0
-        self._done = False
-        self._ahead = handle.read(self._segment)
-        self._buffer = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            parts = [bytes(self._buffer)]
-            self._buffer = memoryview(b"")
-            while not self._done:
-                parts.append(self._next_chunk())
-            return b"".join(parts)
-        out = bytearray()
-        while len(out) < size:
-            if not self._buffer:
-                if self._done:
-                    break
-                self._buffer = memoryview(self._next_chunk())
-                continue
-            take = self._buffer[: size - len(out)]
-            out += take
-            self._buffer = self._buffer[len(take) :]
-        return bytes(out)
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        try:
-            self._handle.close()
-        finally:
-            super().close()
-
-    def _next_chunk(self) -> bytes:
-        segment = self._ahead
+def _decrypted_chunks(handle: BinaryIO, aead: AESGCM, prefix: bytes, header: bytes,
+                      chunk: int, label: str) -> Iterator[bytes]:
+    """Decrypt an aesgcm-stream file's chunks in order; the last one must carry the last flag."""
+    segment_bytes = chunk + TAG_BYTES
+    ahead = handle.read(segment_bytes)
+    counter = 0
+    while True:
+        segment = ahead
         if not segment:
-            raise CorruptData(f"encrypted-disk: {self._label} is truncated (no final chunk)")
-        if len(segment) < self._segment:
-            self._ahead, last = b"", True
+            raise CorruptData(f"encrypted-disk: {label} is truncated (no final chunk)")
+        if len(segment) < segment_bytes:
+            ahead, last = b"", True
         else:
-            self._ahead = self._handle.read(self._segment)
-            last = not self._ahead
+            ahead = handle.read(segment_bytes)
+            last = not ahead
         try:
-            plain = self._aead.decrypt(_nonce(self._prefix, self._counter, last), segment, self._header)
+            plain = aead.decrypt(_nonce(prefix, counter, last), segment, header)
         except InvalidTag:
             raise CorruptData(
-                f"encrypted-disk: {self._label} chunk {self._counter} failed authentication "
+                f"encrypted-disk: {label} chunk {counter} failed authentication "
                 "(tampered, truncated, reordered or from another file)"
             ) from None
-        self._counter += 1
-        self._done = last
-        return plain
+        yield plain
+        if last:
+            return
+        counter += 1
 
 
 # ------------------------------------------------------------------------ helpers

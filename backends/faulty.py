@@ -16,6 +16,7 @@ from typing import BinaryIO
 from backends.base import (
     BackendUnavailable,
     Capabilities,
+    ChunkReader,
     CorruptData,
     Footprint,
     Key,
@@ -93,7 +94,8 @@ class FaultyStore(Store):
 
     def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int:
         self._maybe_fail("put")
-        return self.inner.put(key.session_id, key.kind, _ChunkStream(chunks), ttl_s)
+        # Passed on as a stream, so the wrapped store streams the put too (constant memory).
+        return self.inner.put(key.session_id, key.kind, ChunkReader(chunks), ttl_s)
 
     def _open(self, key: Key) -> BinaryIO:
         self._maybe_fail("get")
@@ -118,24 +120,3 @@ class FaultyStore(Store):
     def _footprint(self) -> Footprint:
         return self.inner.footprint()
 
-
-class _ChunkStream(io.RawIOBase):
-    """A binary stream over a chunk iterator, so the inner store streams too."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            return self._pending + b"".join(self._chunks)
-        while len(self._pending) < size:
-            nxt = next(self._chunks, None)
-            if nxt is None:
-                break
-            self._pending += nxt
-        out, self._pending = self._pending[:size], self._pending[size:]
-        return out

@@ -43,6 +43,7 @@ from redis.retry import Retry
 from backends.base import (
     BackendUnavailable,
     Capabilities,
+    ChunkReader,
     CorruptData,
     Footprint,
     Key,
@@ -297,7 +298,7 @@ class RedisStore(Store):
         head, body = self._read_manifest(key)
         if head.chunks == 0:
             return io.BytesIO(body)
-        return _ChunkReader(self, key, head)
+        return ChunkReader(self._stream_chunks(key, head))  # one chunk in memory at most
 
     def _read_all(self, key: Key) -> bytes:
         for _ in range(_READ_ATTEMPTS):
@@ -451,6 +452,22 @@ class RedisStore(Store):
             _check_size(key, head, len(body))
         return head, body
 
+    def _stream_chunks(self, key: Key, head: _Header) -> Iterator[bytes]:
+        """The chunks of one version, fetched one at a time, then a check of their total."""
+        seen = 0
+        for n in range(head.chunks):
+            try:
+                piece = self._fetch_chunk(key, head, n)
+            except _Replaced:
+                # Part of the old version may be returned already: the reader cannot restart.
+                raise NotFound(
+                    f"redis: {key.session_id}/{key.kind} was replaced while being "
+                    "read; open it again for the new version"
+                ) from None
+            seen += len(piece)
+            yield piece
+        _check_size(key, head, seen)
+
     def _fetch_chunk(self, key: Key, head: _Header, n: int) -> bytes:
         piece = self._client.get(f"{self._manifest_key(key)}:{head.version}:{n}")
         if piece is not None:
@@ -532,52 +549,6 @@ def _check_size(key: Key, head: _Header, got: int) -> None:
 
 class _Replaced(Exception):
     """The file was replaced by a newer version while it was being read."""
-
-
-class _ChunkReader(io.RawIOBase):
-    """Streams a chunked file one chunk at a time (one chunk in memory at most)."""
-
-    def __init__(self, store: RedisStore, key: Key, head: _Header) -> None:
-        self._store = store
-        self._key = key
-        self._head = head
-        self._next = 0
-        self._buf = b""
-        self._off = 0
-        self._seen = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            parts = [self._buf[self._off :]]
-            while self._load():
-                parts.append(self._buf)
-            self._off = len(self._buf)
-            return b"".join(parts)
-        if self._off >= len(self._buf) and not self._load():
-            return b""
-        out = self._buf[self._off : self._off + size]
-        self._off += len(out)
-        return out
-
-    def _load(self) -> bool:
-        """Fetch the next chunk into the buffer; False at the end of the file."""
-        if self._next >= self._head.chunks:
-            _check_size(self._key, self._head, self._seen)
-            return False
-        try:
-            self._buf = self._store._fetch_chunk(self._key, self._head, self._next)
-        except _Replaced:
-            raise NotFound(
-                f"redis: {self._key.session_id}/{self._key.kind} was replaced while being "
-                "read; open it again for the new version"
-            ) from None
-        self._off = 0
-        self._next += 1
-        self._seen += len(self._buf)
-        return True
 
 
 def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:

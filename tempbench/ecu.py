@@ -21,12 +21,14 @@ and :func:`modify_ecu` finds the maps again from the bytes, like a tuning tool w
 
 from __future__ import annotations
 
-import io
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
+
+from backends.base import ChunkReader
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -81,7 +83,9 @@ def generate_ecu(size: int = 1 * MiB, seed: int = 0) -> bytes:
 
 def ecu_stream(size: int, seed: int = 0) -> BinaryIO:
     """The bytes of ``generate_ecu(size, seed)`` as a stream holding one sector at a time."""
-    return _EcuStream(size, seed)
+    if size < 0:
+        raise ValueError(f"size must be >= 0, got {size}")
+    return ChunkReader(_sectors(size, seed))
 
 
 def modify_ecu(data: bytes, seed: int = 0, maps: int = 3) -> bytes:
@@ -154,68 +158,36 @@ def layout(size: int, seed: int) -> list[tuple[str, int]]:
     return out
 
 
-class _EcuStream(io.RawIOBase):
-    def __init__(self, size: int, seed: int) -> None:
-        if size < 0:
-            raise ValueError(f"size must be >= 0, got {size}")
-        self._size = size
-        self._seed = seed
-        self._sector = sector_bytes(size)
-        self._areas = layout(size, seed)
-        self._index = 0  # next sector to generate
-        self._buffer = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            size = self._size  # more than is left
-        out = bytearray()
-        while len(out) < size:
-            if not self._buffer:
-                piece = self._next_sector()
-                if piece is None:
-                    break
-                self._buffer = memoryview(piece)
-            take = self._buffer[: size - len(out)]
-            out += take
-            self._buffer = self._buffer[len(take) :]
-        return bytes(out)
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def _next_sector(self) -> bytes | None:
-        start = self._index * self._sector
-        if start >= self._size:
-            return None
-        length = min(self._sector, self._size - start)
-        role = self._role(self._index)
-        rng = np.random.default_rng([self._seed, self._index, 0x5EC])
-        self._index += 1
+def _sectors(size: int, seed: int) -> Iterator[bytes]:
+    """The image's sectors in order, each generated from ``(seed, sector index)`` alone."""
+    sector = sector_bytes(size)
+    areas = layout(size, seed)
+    for index, start in enumerate(range(0, size, sector)):
+        length = min(sector, size - start)
+        role = _role(areas, seed, index)
+        rng = np.random.default_rng([seed, index, 0x5EC])
         if role == ERASED:
-            return b"\xff" * length
-        if role == CALIBRATION:
-            return _calibration_sector(length, rng)
-        sector = _code(length, rng)
-        if start == 0:
-            ident = f"TEMPBENCH-ECU SW{self._seed % 100000:05d} synthetic\0".encode()
-            sector = (sector[:64] + ident + sector[64 + len(ident) :])[:length]
-        return sector
+            yield b"\xff" * length
+        elif role == CALIBRATION:
+            yield _calibration_sector(length, rng)
+        else:
+            code = _code(length, rng)
+            if start == 0:
+                ident = f"TEMPBENCH-ECU SW{seed % 100000:05d} synthetic\0".encode()
+                code = (code[:64] + ident + code[64 + len(ident) :])[:length]
+            yield code
 
-    def _role(self, index: int) -> str:
-        for role, count in self._areas:
-            if index < count:
-                if role != "application":
-                    return role
-                # Application code has a few erased holes (unused flash blocks).
-                hole = np.random.default_rng([self._seed, index, 0x401E]).random() < 0.08
-                return ERASED if hole else CODE
-            index -= count
-        return ERASED
+
+def _role(areas: list[tuple[str, int]], seed: int, index: int) -> str:
+    for role, count in areas:
+        if index < count:
+            if role != "application":
+                return role
+            # Application code has a few erased holes (unused flash blocks).
+            hole = np.random.default_rng([seed, index, 0x401E]).random() < 0.08
+            return ERASED if hole else CODE
+        index -= count
+    return ERASED
 
 
 def _code(length: int, rng: np.random.Generator) -> bytes:
