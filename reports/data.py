@@ -21,22 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-log = logging.getLogger(__name__)
+from tempbench.schema import COLUMNS
 
-COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "backend",
-    "service",
-    "emulated",
-    "scenario",
-    "operation",
-    "outcome",
-    "metric",
-    "value",
-    "unit",
-    "params",
-)
-"""The shared data contract: the columns of every results file."""
+log = logging.getLogger(__name__)
 
 
 class RunDataError(Exception):

@@ -5,8 +5,8 @@ holds both the timing and the error bucketing, so all figures are measured the s
 
 Public names, top-down:
 
-- :class:`Row`: one tidy result row (the shared data contract, ``COLUMNS``).
-- :func:`classify`: a store error -> outcome string (``OUTCOMES``).
+- :class:`Row`: one tidy result row (the shared data contract, ``tempbench.schema``).
+- :func:`classify`: a store error -> outcome string (``tempbench.schema.OUTCOMES``).
 - :class:`Recorder`: times operations with ``perf_counter_ns`` into HDR histograms per
   operation x outcome (one recorder per backend x scenario), excludes warm-up, keeps
   latency from the *intended* start (open loop) next to service time, a per-second series
@@ -49,41 +49,9 @@ from backends.base import (
     StorageFull,
     StoreError,
 )
+from tempbench.schema import ALL, COLUMNS
 
 log = logging.getLogger(__name__)
-
-COLUMNS: tuple[str, ...] = (
-    "run_id",
-    "backend",
-    "service",
-    "emulated",
-    "scenario",
-    "operation",
-    "outcome",
-    "metric",
-    "value",
-    "unit",
-    "params",
-)
-"""Columns of ``results.csv`` / ``results.parquet``, in order (the shared data contract)."""
-
-OUTCOMES: tuple[str, ...] = (
-    "ok",
-    "not_found",
-    "expired",
-    "quota",
-    "unavailable",
-    "corrupt",
-    "error",
-    "invalid_key",
-    "full",
-)
-"""Outcomes of store operations. Verdict rows use ``pass``/``fail`` (see ``VERDICTS``)."""
-
-VERDICTS: tuple[str, ...] = ("pass", "fail", "not_verifiable", "not_applicable")
-
-ALL = "all"
-"""The ``operation`` or ``outcome`` of a row that aggregates over every operation/outcome."""
 
 PERCENTILES: tuple[tuple[str, float], ...] = (
     ("p50", 50.0),

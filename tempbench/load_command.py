@@ -39,8 +39,9 @@ from rich.console import Console
 from rich.table import Table
 
 from backends.base import MiB
-from scenarios.core import OUTCOMES, Row, RowStamp, RunFolder
+from scenarios.core import Row, RowStamp, RunFolder
 from tempbench import services
+from tempbench.schema import OUTCOMES
 from tempbench.webapp.server import AppServer, interrupt_on_termination
 from tempbench.webapp.spool_probe import probe_spooling
 
