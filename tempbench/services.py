@@ -381,11 +381,11 @@ def resolve_s3(endpoint_url: str | None = None, *, fresh: bool = False) -> S3Ser
     endpoint_url = endpoint_url or os.environ.get(S3_ENDPOINT_ENV) or None
     if endpoint_url is not None:
         host = urlsplit(endpoint_url).netloc.rpartition("@")[2] or endpoint_url
-        moto_version = _moto_behind(endpoint_url)
+        emulated = _is_moto(endpoint_url)
         return S3Service(
             endpoint_url=endpoint_url,
-            name=f"moto {moto_version} emulator at {host}" if moto_version else host,
-            emulated=moto_version is not None,
+            name=f"moto emulator at {host}" if emulated else host,
+            emulated=emulated,
             detail={"mode": "url", "endpoint": redact_url(endpoint_url)},
         )
     if fresh:
@@ -396,8 +396,8 @@ def resolve_s3(endpoint_url: str | None = None, *, fresh: bool = False) -> S3Ser
         return _cache["s3"]
 
 
-def _moto_behind(endpoint_url: str) -> str | None:
-    """moto's version if the endpoint is a moto server (it answers ``/moto-api/``), else None.
+def _is_moto(endpoint_url: str) -> bool:
+    """Whether the endpoint is a moto server (it serves its dashboard at ``/moto-api/``).
 
     A user may point tempbench at a moto server they started themselves (or the harness hands
     its own to a subprocess by URL); its figures must stay labelled emulated.
@@ -405,14 +405,15 @@ def _moto_behind(endpoint_url: str) -> str | None:
     import requests
 
     try:
-        answer = requests.get(endpoint_url.rstrip("/") + "/moto-api/data.json", timeout=2)
+        # moto's dashboard: a small static page (data.json would dump every stored object)
+        answer = requests.get(endpoint_url.rstrip("/") + "/moto-api/", timeout=5)
     except requests.RequestException:
-        return None
-    if answer.status_code != 200 or "javascript" not in answer.headers.get("content-type", ""):
-        return None
-    from importlib.metadata import version
-
-    return version("moto")
+        return False
+    return (
+        answer.status_code == 200
+        and answer.headers.get("content-type", "").startswith("text/html")
+        and b"moto" in answer.content.lower()
+    )
 
 
 # ----------------------------------------------------------------------------- broker
