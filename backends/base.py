@@ -48,33 +48,50 @@ _KIND_RE = re.compile(r"[a-z][a-z0-9_-]*")
 class StoreError(Exception):
     """Base of every error a store raises; nothing else escapes a store's public methods."""
 
+    outcome = "error"
+    """This error's word in the results' ``outcome`` column and in the app's JSON errors."""
+
 
 class NotFound(StoreError):
     """No file is stored under this (session_id, kind)."""
+
+    outcome = "not_found"
 
 
 class Expired(StoreError):
     """The file existed but its TTL has passed; it is never returned."""
 
+    outcome = "expired"
+
 
 class InvalidKey(StoreError):
     """A session id or kind is not a short plain token (path tricks, NUL, non-ASCII...)."""
+
+    outcome = "invalid_key"
 
 
 class QuotaExceeded(StoreError):
     """A put would break a quota: files per session, total bytes, or bytes per object."""
 
+    outcome = "quota"
+
 
 class StorageFull(StoreError):
     """The medium has no space left (ENOSPC, Redis OOM...)."""
+
+    outcome = "full"
 
 
 class BackendUnavailable(StoreError):
     """The service behind the store cannot be reached or timed out."""
 
+    outcome = "unavailable"
+
 
 class CorruptData(StoreError):
     """Stored bytes failed an integrity check (tampering, truncation, swapped chunks)."""
+
+    outcome = "corrupt"
 
 
 # ---------------------------------------------------------------------- value types

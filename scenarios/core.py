@@ -39,16 +39,7 @@ from typing import Any
 import psutil
 from hdrh.histogram import HdrHistogram
 
-from backends.base import (
-    BackendUnavailable,
-    CorruptData,
-    Expired,
-    InvalidKey,
-    NotFound,
-    QuotaExceeded,
-    StorageFull,
-    StoreError,
-)
+from backends.base import StoreError
 from tempbench.schema import ALL, COLUMNS
 
 log = logging.getLogger(__name__)
@@ -163,29 +154,16 @@ class RowStamp:
 
 # -------------------------------------------------------------------------- outcomes
 
-_OUTCOME_OF: tuple[tuple[type[StoreError], str], ...] = (
-    (NotFound, "not_found"),
-    (Expired, "expired"),
-    (QuotaExceeded, "quota"),
-    (BackendUnavailable, "unavailable"),
-    (CorruptData, "corrupt"),
-    (InvalidKey, "invalid_key"),
-    (StorageFull, "full"),
-)
-
 
 def classify(error: BaseException | None) -> str:
     """The outcome of an operation that raised ``error`` (``ok`` for None).
 
-    Typed store errors map to their outcome; an untyped ``StoreError`` or anything else
-    that escaped is ``error``.
+    Typed store errors carry their outcome (``StoreError.outcome``); an untyped
+    ``StoreError`` or anything else that escaped is ``error``.
     """
     if error is None:
         return "ok"
-    for kind, outcome in _OUTCOME_OF:
-        if isinstance(error, kind):
-            return outcome
-    return "error"
+    return error.outcome if isinstance(error, StoreError) else "error"
 
 
 # -------------------------------------------------------------------------- recorder

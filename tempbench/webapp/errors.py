@@ -26,16 +26,16 @@ from backends.base import (
 
 log = logging.getLogger(__name__)
 
-STORE_ERROR_STATUS: tuple[tuple[type[StoreError], int, str], ...] = (
-    (InvalidKey, 400, "invalid_key"),
-    (NotFound, 404, "not_found"),
-    (Expired, 410, "expired"),
-    (QuotaExceeded, 413, "quota"),
-    (StorageFull, 507, "full"),
-    (BackendUnavailable, 503, "unavailable"),
-    (CorruptData, 500, "corrupt"),
+STORE_ERROR_STATUS: tuple[tuple[type[StoreError], int], ...] = (
+    (InvalidKey, 400),
+    (NotFound, 404),
+    (Expired, 410),
+    (QuotaExceeded, 413),
+    (StorageFull, 507),
+    (BackendUnavailable, 503),
+    (CorruptData, 500),
 )
-"""StoreError subclass -> (HTTP status, the outcome word of the tidy rows)."""
+"""StoreError subclass -> HTTP status; the body's ``error`` word is the error's row outcome."""
 
 
 class BadRequest(Exception):
@@ -71,10 +71,10 @@ def _store_error(exc: StoreError) -> ResponseReturnValue:
     cause = exc.__cause__
     if isinstance(cause, HTTPException):
         return _http_error(cause)
-    for error_type, status, word in STORE_ERROR_STATUS:
+    for error_type, status in STORE_ERROR_STATUS:
         if isinstance(exc, error_type):
             extra = getattr(exc, "http_extra", {})
-            return error_response(status, word, str(exc), **extra)
+            return error_response(status, exc.outcome, str(exc), **extra)
     log.warning("store error without a specific type: %s", exc)
     return error_response(500, "error", f"the storage backend failed: {exc}")
 
