@@ -51,7 +51,7 @@ from typing import Any
 
 from backends import Quota, Store, StoreError
 from scenarios.core import EXAMPLES_KEPT, Row, classify
-from scenarios.runner import ScenarioContext, StoreFactory, start_spawned
+from scenarios.runner import ScenarioContext, StoreFactory, run_threads, start_spawned
 from scenarios.workload import ConcurrencyParams
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class ConcurrencyScenario:
                 with lock:
                     reads.add(outcome)
 
-        _run_threads([lambda s=sid: worker(s) for sid in sids])
+        run_threads([lambda s=sid: worker(s) for sid in sids])
         yield from _counts(ctx, "isolation", "writes", writes)
         yield from _counts(ctx, "isolation", "reads", reads)
         n = sum(cross.values())
@@ -198,7 +198,7 @@ class ConcurrencyScenario:
                         reads["corrupt"] += 1
                         torn_sizes.append(len(got))
 
-        _run_threads([lambda w=w: writer(w) for w in range(p.writers)]
+        run_threads([lambda w=w: writer(w) for w in range(p.writers)]
                      + [reader for _ in range(p.readers)])
         torn = reads["corrupt"]
         yield from _counts(ctx, "same_key_race", "writes", writes)
@@ -280,7 +280,7 @@ class ConcurrencyScenario:
                         reads["corrupt"] += 1
                         corrupt += 1
 
-        _run_threads([writer, sweeper] + [lambda i=i: reader(i) for i in range(p.readers)])
+        run_threads([writer, sweeper] + [lambda i=i: reader(i) for i in range(p.readers)])
         yield from _counts(ctx, "cleanup_race", "writes", writes)
         yield from _counts(ctx, "cleanup_race", "reads", reads)
         yield from _counts(ctx, "cleanup_race", "sweeps", sweeps)
@@ -320,7 +320,7 @@ class ConcurrencyScenario:
                     barrier.wait()
                     _outcome(store.put, sid, f"k{k}", data, TTL_S, tally=puts, lock=lock)
 
-                _run_threads([lambda k=k: putter(k) for k in range(p.quota_threads)])
+                run_threads([lambda k=k: putter(k) for k in range(p.quota_threads)])
                 on_medium = sum(
                     _outcome(store.get, sid, f"k{k}") == "ok" for k in range(p.quota_threads)
                 )
@@ -582,24 +582,6 @@ def _objects(store: Store) -> int | None:
         return store.footprint().objects
     except StoreError:
         return None
-
-
-def _run_threads(targets: list[Callable[[], None]]) -> None:
-    errors: list[BaseException] = []
-
-    def guarded(target: Callable[[], None]) -> None:
-        try:
-            target()
-        except BaseException as exc:  # re-raised below: a harness bug must not pass silently
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guarded, args=(t,), daemon=True) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
 
 
 def _counts(ctx: ScenarioContext, operation: str, metric: str, tally: Counter[str]) -> Iterator[Row]:

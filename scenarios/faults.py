@@ -47,6 +47,7 @@ from backends import parse_spec
 from backends.base import MiB, NotFound, Store, StoreError
 from scenarios.core import Recorder
 from scenarios.fault_proxy import FaultProxy
+from scenarios.runner import run_threads
 from scenarios.security import Finding
 
 log = logging.getLogger(__name__)
@@ -469,22 +470,8 @@ def in_parallel(runs: list[Callable[[], Iterator[Any]]]) -> Iterator[Any]:
     """Run independent row generators in threads; yield their rows in order, then re-raise
     the first error. A run that has its own server, queue or worker shares nothing."""
     results: list[list[Any]] = [[] for _ in runs]
-    errors: list[BaseException] = []
-
-    def drain(i: int) -> None:
-        try:
-            results[i].extend(runs[i]())
-        except BaseException as exc:  # re-raised below, in the scenario's thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=drain, args=(i,), daemon=True, name=f"fault-run-{i}")
-               for i in range(len(runs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    run_threads([lambda i=i: results[i].extend(runs[i]()) for i in range(len(runs))],
+                names=[f"fault-run-{i}" for i in range(len(runs))])
     for rows in results:
         yield from rows
 

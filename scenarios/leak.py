@@ -38,6 +38,7 @@ Rows (operation ``leak``, params carry ``sweep`` = ``on``/``off`` and the knobs)
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -56,6 +57,7 @@ from typing import Any
 from backends.base import Footprint, KiB, MiB, Store, StoreError
 from scenarios.core import Recorder, Snapshot
 from scenarios.medium import isolated_options, medium_of
+from scenarios.runner import run_threads
 from scenarios.workload import parse_size
 
 log = logging.getLogger(__name__)
@@ -222,26 +224,18 @@ class LeakScenario:
         results: list[LeakResult] = []
         progress = _Progress(ctx, len(targets))
         if parallel:
-            errors: list[BaseException] = []
-
             def one(mode: str, store: Store, overrides: dict[str, Any], i: int) -> None:
                 try:
                     results.append(run_leak(store, p, mode, ctx.store_factory, overrides,
                                             ctx.seed + i, ctx.stop, progress.hook(i),
                                             self._written))
-                except BaseException as exc:  # re-raised below, in the runner's thread
-                    ctx.stop.set() if isinstance(exc, KeyboardInterrupt) else None
-                    errors.append(exc)
+                except KeyboardInterrupt:  # stop the other modes too; re-raised by run_threads
+                    ctx.stop.set()
+                    raise
 
-            threads = [threading.Thread(target=one, args=(m, s, o or {}, i), daemon=True,
-                                        name=f"leak-{m}")
-                       for i, (m, s, o) in enumerate(targets)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            if errors:
-                raise errors[0]
+            run_threads([functools.partial(one, mode, store, overrides or {}, i)
+                         for i, (mode, store, overrides) in enumerate(targets)],
+                        names=[f"leak-{mode}" for mode, _, _ in targets])
         else:
             for i, (mode, store, overrides) in enumerate(targets):
                 if ctx.stop.is_set():

@@ -60,7 +60,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -387,6 +387,31 @@ def start_spawned(processes: Iterable[Any]) -> None:
     finally:
         main.__dict__.pop("__spec__", None)
         main.__dict__.update(saved)
+
+
+def run_threads(targets: Sequence[Callable[[], object]], names: Sequence[str] = ()) -> None:
+    """Run each target in a daemon thread of its own and wait for all of them.
+
+    The first error any target raised is then raised again in the caller's thread: a
+    harness bug must not pass silently. ``names`` (optional) names the threads, one each.
+    """
+    errors: list[BaseException] = []
+
+    def guarded(target: Callable[[], object]) -> None:
+        try:
+            target()
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(target,), daemon=True,
+                                name=names[i] if names else None)
+               for i, target in enumerate(targets)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _footprint(store: Store) -> tuple[int, int] | str:
