@@ -422,7 +422,9 @@ def worker_kill(ctx: Any, store: Any, acks_late: bool, settings: dict[str, Any])
         data = os.urandom(64 * 1024)
         jobs = []
         for i in range(n):
-            sid = f"job{i}"
+            # Both acks modes run side by side on one store: their sessions must not collide,
+            # or one mode's cleanup deletes the files the other's redelivered job still reads.
+            sid = f"job{params['acks_late']}{i}"
             store.put(sid, "original", data, 300)
             store.put(sid, "modified", data[::-1], 300)
             jobs.append(store.submit(sid, ttl_s=300, delay_s=delay))
@@ -460,7 +462,7 @@ def worker_kill(ctx: Any, store: Any, acks_late: bool, settings: dict[str, Any])
     ).rows(ctx.stamp, params)
     for i in range(n):
         with contextlib.suppress(StoreError):
-            store.delete_session(f"job{i}")
+            store.delete_session(f"job{params['acks_late']}{i}")
 
 
 # ------------------------------------------------------------------------- helpers
