@@ -105,12 +105,7 @@ class RedisService:
             self.managed.stop()
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "emulated": self.emulated,
-            "url": redact_url(self.url),
-            "detail": self.detail,
-        }
+        return _description(self.name, self.emulated, self.url, self.detail)
 
 
 @dataclass
@@ -259,12 +254,7 @@ def resolve_redis(url: str | None = None, *, fresh: bool = False) -> RedisServic
     url = url or os.environ.get(REDIS_URL_ENV) or None
     if url is not None:
         return _redis_from_url(url, mode="url")
-    if fresh:
-        return _resolve_default_redis()
-    with _cache_lock:
-        if "redis" not in _cache:
-            _cache["redis"] = _resolve_default_redis()
-        return _cache["redis"]
+    return _resolve_default_redis() if fresh else _shared("redis", _resolve_default_redis)
 
 
 def describe_redis_client(client: redis.Redis) -> RedisService:
@@ -307,12 +297,7 @@ class S3Service:
             self.managed.stop()
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "emulated": self.emulated,
-            "url": redact_url(self.endpoint_url),
-            "detail": self.detail,
-        }
+        return _description(self.name, self.emulated, self.endpoint_url, self.detail)
 
 
 @dataclass
@@ -388,12 +373,7 @@ def resolve_s3(endpoint_url: str | None = None, *, fresh: bool = False) -> S3Ser
             emulated=emulated,
             detail={"mode": "url", "endpoint": redact_url(endpoint_url)},
         )
-    if fresh:
-        return _start_moto_service()
-    with _cache_lock:
-        if "s3" not in _cache:
-            _cache["s3"] = _start_moto_service()
-        return _cache["s3"]
+    return _start_moto_service() if fresh else _shared("s3", _start_moto_service)
 
 
 def _is_moto(endpoint_url: str) -> bool:
@@ -429,12 +409,7 @@ class BrokerService:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "emulated": self.emulated,
-            "url": redact_url(self.url),
-            "detail": self.detail,
-        }
+        return _description(self.name, self.emulated, self.url, self.detail)
 
 
 def resolve_broker(broker_url: str | None = None) -> BrokerService:
@@ -580,6 +555,19 @@ def redact_url(url: str) -> str:
 
 _cache: dict[str, Any] = {}
 _cache_lock = threading.Lock()
+
+
+def _shared(kind: str, make: Callable[[], Any]) -> Any:
+    """The service of this kind that the whole process shares, made on first use."""
+    with _cache_lock:
+        if kind not in _cache:
+            _cache[kind] = make()
+        return _cache[kind]
+
+
+def _description(name: str, emulated: bool, url: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """What ``describe()`` of every service returns (for run.json and ``tempbench backends``)."""
+    return {"name": name, "emulated": emulated, "url": redact_url(url), "detail": detail}
 
 
 def _resolve_default_redis() -> RedisService:
