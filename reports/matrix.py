@@ -85,6 +85,9 @@ class Check:
     ceiling_factor: float = 2.0
     when_all_failed: str | None = None
     """Rating when no ``ok`` row exists but the same operations were attempted and failed."""
+    rate_emulated: bool = True
+    """False for speed checks: an emulator's speed says nothing about the real service's, so
+    such a figure is shown with its badge but left unrated."""
 
     def rate(self, value: float) -> str:
         if self.good is None or self.warn is None:
@@ -249,7 +252,8 @@ class Cell:
 
     @property
     def emulated(self) -> bool:
-        return any(f.emulated for f in self.decisive)
+        # an unrated cell still shows its figures (an emulator's speed): badge those too
+        return any(f.emulated for f in self.decisive or self.figures)
 
     @property
     def anchor(self) -> str:
@@ -382,14 +386,20 @@ class _Evaluator:
         else:
             value = agg([r.value for r in rows])
         notes = self._ceiling_notes(check, backend, rows, agg)
+        emulated = any(r.emulated for r in used)
+        text = {lang: _fmt(check.format.get(lang) or check.format["en"], value) for lang in LANGS}
+        rating = check.rate(value)
+        if emulated and not check.rate_emulated:
+            rating = UNKNOWN
+            text = {lang: f"{words} ({_NOT_RATED[lang]})" for lang, words in text.items()}
         return Figure(
             check_id=check.id,
             label=check.label,
-            rating=check.rate(value),
+            rating=rating,
             value=value,
-            text={lang: _fmt(check.format.get(lang) or check.format["en"], value) for lang in LANGS},
+            text=text,
             row_ids=tuple(sorted({r.row_id for r in used})),
-            emulated=any(r.emulated for r in used),
+            emulated=emulated,
             evidence=tuple(str(r.params["evidence"]) for r in rows if r.params.get("evidence")),
             notes=notes,
         )
@@ -533,6 +543,12 @@ def _combine(criterion: Criterion, backend: str, figures: tuple[Figure, ...]) ->
     return Cell(criterion.id, backend, rating, decisive, figures)
 
 
+_NOT_RATED = {
+    "en": "emulator speed, not rated",
+    "es": "velocidad de un emulador, sin calificar",
+}
+
+
 def _unmeasured(check: Check, text: Mapping[str, str]) -> Figure:
     return Figure(check_id=check.id, label=check.label, rating=UNKNOWN, value=None, text=dict(text))
 
@@ -565,6 +581,7 @@ def _check(raw: Mapping[str, Any], where: str) -> Check:
         ceiling_backend=raw.get("ceiling_backend"),
         ceiling_factor=float(raw.get("ceiling_factor", 2.0)),
         when_all_failed=raw.get("when_all_failed"),
+        rate_emulated=bool(raw.get("rate_emulated", True)),
     )
 
 

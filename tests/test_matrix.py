@@ -157,6 +157,16 @@ def test_emulated_rows_mark_their_cells_and_only_those(run_dir: Path) -> None:
     assert 'class="badge"' not in disk_cell
 
 
+def test_an_emulators_speed_is_shown_but_never_rated(run_dir: Path) -> None:
+    cell = build_matrix(load_run(run_dir)).cell("performance", "s3")
+    assert cell.rating == UNKNOWN and cell.emulated
+    speed = [f for f in cell.figures if f.value is not None]
+    assert speed and all(f.rating == UNKNOWN and "emulator speed" in f.text["en"] for f in speed)
+    # the same figures from a real S3 endpoint are rated
+    assert edit_rows(run_dir, {"backend": "s3"}, emulated=False, service="s3.amazonaws.com") > 0
+    assert build_matrix(load_run(run_dir)).cell("performance", "s3").rating in (GOOD, WARN, BAD)
+
+
 def _matrix_cell_html(html: str, anchor: str) -> str:
     start = html.index(f'href="#{anchor}"')
     return html[start: html.index("</td>", start)]
