@@ -115,7 +115,8 @@ def test_load_at_1mib_per_backend_as_ratios_to_disk(benchmark, tmp_path: Path, c
             ratio = f"{mine / ref:7.2f}" if ref else f"{'-':>7}"
             return f"{mine:9.1f} {ratio}"
         corrupt = sum(v for (op, out, m), v in f.items() if out == "corrupt" and m == "count")
-        lines.append(f"{spec:30} {pair(('all', 'ok', 'ops_per_s'))} {pair(('all', 'ok', 'mb_per_s'))} "
+        label = f"{spec} [emulated]" if stores[spec].service().emulated else spec
+        lines.append(f"{label:30} {pair(('all', 'ok', 'ops_per_s'))} {pair(('all', 'ok', 'mb_per_s'))} "
                      f"{pair(('upload', 'ok', 'latency_p99'))}  {pair(('download', 'ok', 'latency_p99'))}"
                      f" {corrupt:8.0f}")
         benchmark.extra_info[spec] = {k[2] if k[0] == "all" else f"{k[0]}_{k[2]}": v
@@ -125,4 +126,4 @@ def test_load_at_1mib_per_backend_as_ratios_to_disk(benchmark, tmp_path: Path, c
                                                ("download", "ok", "latency_p99")}}
     with capsys.disabled():
         print("\n".join(lines))
-        print("(emulated services are labelled in run.json/report; moto's speed is not S3's)")
+        print("([emulated]: an emulator served it; its speed is not the real service's)")
