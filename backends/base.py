@@ -335,6 +335,15 @@ class Store(ABC):
         return StoreError(f"{self.name}: {what}: unexpected {type(exc).__name__}: {exc}")
 
 
+def ttl_clock() -> float:
+    """The TTL clock: wall-clock seconds for expiry stamps, never a stopwatch.
+
+    Expiry times are stored on the medium (file mtimes, headers, object metadata, cookies)
+    and compared by other processes and hosts, so they must be wall-clock times.
+    """
+    return time.time()
+
+
 def iter_chunks(data: bytes | bytearray | memoryview | BinaryIO, size: int = CHUNK_BYTES) -> Iterator[bytes]:
     """Yield ``data`` in pieces of at most ``size`` bytes (a stream is read lazily)."""
     if isinstance(data, bytes) and len(data) <= size:
@@ -475,7 +484,7 @@ class _QuotaLedger:
     def __init__(self, quota: Quota) -> None:
         self._quota = quota
         self._lock = threading.Lock()
-        self._held: dict[Key, tuple[int, float]] = {}  # key -> (bytes, expires_at monotonic)
+        self._held: dict[Key, tuple[int, float]] = {}  # key -> (bytes, expires_at on the TTL clock)
         self._in_flight: dict[Key, int] = {}  # key -> number of puts in progress
         self._in_flight_bytes = 0
 
@@ -526,13 +535,13 @@ class _QuotaLedger:
             self._in_flight_bytes += nbytes
 
     def _drop_expired(self) -> None:
-        now = time.monotonic()
+        now = ttl_clock()
         for key in [k for k, (_, until) in self._held.items() if until <= now]:
             del self._held[key]
 
     def _commit(self, key: Key, nbytes: int, ttl_s: float) -> None:
         with self._lock:
-            self._held[key] = (nbytes, time.monotonic() + ttl_s)
+            self._held[key] = (nbytes, ttl_clock() + ttl_s)
 
 
 class _Ticket:

@@ -30,7 +30,6 @@ import os
 import random
 import secrets
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -52,6 +51,7 @@ from backends.base import (
     QuotaExceeded,
     ServiceInfo,
     Store,
+    ttl_clock,
     validate_session_id,
 )
 
@@ -299,8 +299,8 @@ def _set_cookie(
 
 
 def _now_ms() -> int:
-    """Wall clock in epoch milliseconds: expiry stamps travel inside the signed cookie."""
-    return int(time.time() * 1000)
+    """The TTL clock in epoch milliseconds: expiry stamps travel inside the signed cookie."""
+    return int(ttl_clock() * 1000)
 
 
 def _version(dist: str) -> str:

@@ -22,12 +22,20 @@ import os
 import secrets
 import stat
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from backends.base import Capabilities, Footprint, Key, NotFound, Quota, ServiceInfo, Store
+from backends.base import (
+    Capabilities,
+    Footprint,
+    Key,
+    NotFound,
+    Quota,
+    ServiceInfo,
+    Store,
+    ttl_clock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +89,7 @@ class DiskStore(Store):
                 for chunk in chunks:
                     out.write(chunk)
                     written += len(chunk)
-            expires_at = _wall_clock() + ttl_s
+            expires_at = ttl_clock() + ttl_s
             os.utime(path, (expires_at, expires_at))
         except BaseException:
             # In place means the previous version is already truncated; what is left is a
@@ -113,7 +121,7 @@ class DiskStore(Store):
         return removed
 
     def _sweep(self) -> Footprint:
-        now = _wall_clock()
+        now = ttl_clock()
         removed = Footprint()
         for path in self.root.iterdir():
             try:
@@ -146,7 +154,3 @@ def walk_footprint(root: Path) -> Footprint:
                 total += Footprint(1, os.lstat(os.path.join(directory, name)).st_size)
     return total
 
-
-def _wall_clock() -> float:
-    """The TTL clock: expiry stamps are wall-clock times stored as file modification times."""
-    return time.time()

@@ -55,7 +55,6 @@ import stat
 import struct
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +79,7 @@ from backends.base import (
     Quota,
     ServiceInfo,
     Store,
+    ttl_clock,
 )
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ class EncryptedDiskStore(Store):
     # ---- primitives ---------------------------------------------------------------
 
     def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int:
-        expires_ms = int((_wall_clock() + ttl_s) * 1000)
+        expires_ms = int((ttl_clock() + ttl_s) * 1000)
         written = 0
 
         def counted() -> Iterator[bytes]:
@@ -211,7 +211,7 @@ class EncryptedDiskStore(Store):
                 stream, found, expires_ms = self._decrypting_reader(handle, path)
                 if found != key:
                     raise CorruptData(f"encrypted-disk: {path.name} holds another file's data")
-                if expires_ms <= _wall_clock() * 1000:
+                if expires_ms <= ttl_clock() * 1000:
                     raise Expired(f"encrypted-disk: {key.session_id}/{key.kind} has expired")
                 return stream
             except BaseException:
@@ -244,7 +244,7 @@ class EncryptedDiskStore(Store):
         return removed
 
     def _sweep(self) -> Footprint:
-        now = _wall_clock()
+        now = ttl_clock()
         removed = Footprint()
         for directory in _subdirs(self.root):
             for path in directory.iterdir():
@@ -587,10 +587,6 @@ def _rechunk(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
     if pending:
         yield bytes(pending)
 
-
-def _wall_clock() -> float:
-    """The TTL clock: expiry stamps are wall-clock times (in the header and as file mtimes)."""
-    return time.time()
 
 
 def _abandoned_temp(path: Path, mtime: float, now: float) -> bool:

@@ -73,6 +73,7 @@ from backends.base import (
     ServiceInfo,
     Store,
     StoreError,
+    ttl_clock,
     validate_key,
 )
 
@@ -84,7 +85,6 @@ log = logging.getLogger(__name__)
 __all__ = [
     "S3Store",
     "client_config",
-    "expiry_clock",
     "make_client",
     "probe_signature_enforcement",
 ]
@@ -123,11 +123,6 @@ _session_lock = threading.Lock()
 _UNAVAILABLE_CODES = frozenset(
     {"SlowDown", "ServiceUnavailable", "RequestTimeout", "InternalError", "500", "502", "503", "504"}
 )
-
-
-def expiry_clock() -> float:
-    """Wall-clock seconds used for expiry stamps (shared by every instance via NTP)."""
-    return time.time()
 
 
 def client_config() -> Config:
@@ -280,7 +275,7 @@ class S3Store(Store):
                 f"s3: presign {key.session_id}/{key.kind}: max_bytes {max_bytes} exceeds the "
                 f"{limit}-byte object limit"
             )
-        now = expiry_clock()
+        now = ttl_clock()
         expires_at = now + ttl_s
         url_ttl = max(1, min(math.ceil(ttl_s), SIGV4_MAX_EXPIRES_S))
         fields = {
@@ -356,7 +351,7 @@ class S3Store(Store):
                     f"s3: {what}: the upload's expiry/limit metadata differs from the form this "
                     "store issued (the endpoint did not enforce the policy); object deleted"
                 )
-            if expires_at <= expiry_clock():
+            if expires_at <= ttl_clock():
                 self._client.delete_object(Bucket=self.bucket, Key=s3_key)
                 raise Expired(f"s3: {what}: the upload's TTL has already passed; object deleted")
             if not head.get("ServerSideEncryption"):
@@ -396,7 +391,7 @@ class S3Store(Store):
     def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int:
         extra = {
             "ServerSideEncryption": SSE,
-            "Metadata": {EXPIRES_META: _stamp(expiry_clock() + ttl_s)},
+            "Metadata": {EXPIRES_META: _stamp(ttl_clock() + ttl_s)},
         }
         s3_key = self._key(key)
         pieces: list[bytes] = []
@@ -449,7 +444,7 @@ class S3Store(Store):
         one round trip.
         """
         removed = Footprint()
-        now = expiry_clock()
+        now = ttl_clock()
         for obj in self._list_objects(f"{self.prefix}/"):
             head = self._head(obj["Key"])
             if head is None:
@@ -609,7 +604,7 @@ class S3Store(Store):
         """Seconds left before the object's stamp; Expired if none (a missing or unreadable
         stamp counts as expired, as it does for sweep)."""
         expires_at = _parse_float((response.get("Metadata") or {}).get(EXPIRES_META))
-        remaining = None if expires_at is None else expires_at - expiry_clock()
+        remaining = None if expires_at is None else expires_at - ttl_clock()
         if remaining is None or remaining <= 0:
             raise Expired(f"s3: {what}: the object's TTL has passed")
         return remaining

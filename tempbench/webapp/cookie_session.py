@@ -13,7 +13,6 @@ which the app turns into a 413 JSON error, so the failure is visible and measura
 from __future__ import annotations
 
 import io
-import time
 import warnings
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -30,6 +29,7 @@ from backends.base import (
     QuotaExceeded,
     ServiceInfo,
     Store,
+    ttl_clock,
 )
 
 BROWSER_COOKIE_LIMIT = 4096
@@ -93,7 +93,7 @@ class FlaskSessionCookieStore(Store):
     def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int:
         data = b"".join(chunks)  # a cookie cannot stream: the original design held it all
         files = self._files(key.session_id)
-        files[key.kind] = {"data": data, "expires_at": _wall_clock() + ttl_s}
+        files[key.kind] = {"data": data, "expires_at": ttl_clock() + ttl_s}
         size = self.set_cookie_bytes(files)
         self.largest_set_cookie = max(self.largest_set_cookie, size)
         if size > BROWSER_COOKIE_LIMIT:
@@ -112,7 +112,7 @@ class FlaskSessionCookieStore(Store):
         entry = self._files(key.session_id).get(key.kind)
         if entry is None:
             raise NotFound(f"cookie: no {key.kind} in the session cookie of {key.session_id}")
-        if entry["expires_at"] <= _wall_clock():
+        if entry["expires_at"] <= ttl_clock():
             raise Expired(f"cookie: {key.kind} of {key.session_id} is past its TTL")
         return io.BytesIO(entry["data"])
 
@@ -133,8 +133,3 @@ class FlaskSessionCookieStore(Store):
 
     def _footprint(self) -> Footprint:
         return Footprint()
-
-
-def _wall_clock() -> float:
-    """Expiry stamps travel to the client and back, so they use wall-clock time."""
-    return time.time()
