@@ -616,3 +616,12 @@ def _fmt(fmt: str, value: float | None) -> str:
         return fmt.format(value)
     except (ValueError, TypeError):
         return f"{value:.3g}"
+
+
+def evaluate_check(matrix: Matrix, raw: Mapping[str, Any], backend: str, where: str) -> Figure:
+    """A check written as a rules-file table, evaluated for one backend of the matrix's run.
+
+    The claims ledger (``reports/claims.toml``) states its rules in the same syntax, so a
+    claim is judged by exactly the selectors, aggregates and thresholds a cell is.
+    """
+    return _Evaluator(matrix.run.rows, matrix.rules, matrix.costs).figure(_check(raw, where), backend)
