@@ -198,44 +198,59 @@ def _unverifiable(claim: Claim, text: Mapping[str, str], row_ids: tuple[int, ...
 
 
 def _judge_verdict(claim: Claim, matrix: Matrix, backend: str) -> ClaimResult:
-    """Does each deployment profile's verdict recommend ``backend``? Supported if every
-    profile does, partly if some do, refuted if none; the text names what argues against it."""
-    from reports.verdict import verdicts  # the verdict module imports the matrix, not this one
+    """Is ``backend`` "the most balanced option"? Per deployment profile, as the verdict says:
+    supported if every profile recommends it, partly if some do, refuted if none does and a
+    real measurement stands in the way (a blocking ❌, or a qualified column ranked above
+    it), not verifiable if it is only pending verification. The figure names every cell of
+    the column rated ❌, whatever the profile: the cells that argue against it."""
+    from reports.verdict import verdicts  # verdict imports the matrix, as this module does
 
+    if backend not in matrix.backends:
+        return _unverifiable(claim, {"en": f"no {backend} column in this run",
+                                     "es": f"sin columna {backend} en esta ejecución"}, ())
     results = verdicts(matrix)
     parts: dict[str, list[str]] = {"en": [], "es": []}
-    backing, pending_only, row_ids = 0, 0, set()
+    backing = pending_only = 0
     for v in results:
         label = {lang: v.profile.label.get(lang) or v.profile.label["en"] for lang in ("en", "es")}
-        against = [(c, matrix.cell(c, backend)) for c in v.profile.blocking
-                   if matrix.cell(c, backend).rating == BAD]
-        row_ids |= {i for _, cell in against for i in cell.row_ids}
         pending = next((p for p in v.pending if p.backend == backend), None)
+        blocked = v.blocked.get(backend, ())
         if v.recommended == backend:
             backing += 1
             parts["en"].append(f"{label['en']}: recommended")
             parts["es"].append(f"{label['es']}: recomendada")
-        elif pending is not None and not against:
+        elif blocked:
+            names = {lang: _criteria(matrix, blocked, lang) for lang in ("en", "es")}
+            parts["en"].append(f"{label['en']}: blocked by {names['en']}")
+            parts["es"].append(f"{label['es']}: bloqueada por {names['es']}")
+        elif pending is not None and v.recommended is None:
             pending_only += 1
-            missing = ", ".join(c for c, _ in pending.missing)
-            parts["en"].append(f"{label['en']}: pending verification of {missing} ({pending.command})")
-            parts["es"].append(f"{label['es']}: pendiente de verificar {missing} ({pending.command})")
+            names = {lang: _criteria(matrix, [c for c, _ in pending.missing], lang) for lang in ("en", "es")}
+            parts["en"].append(f"{label['en']}: pending verification of {names['en']} ({pending.command})")
+            parts["es"].append(f"{label['es']}: pendiente de verificar {names['es']} ({pending.command})")
         else:
-            names = {lang: ", ".join(
-                matrix.rules.criterion(c).label.get(lang) or c for c, _ in against) for lang in ("en", "es")}
             chosen = v.recommended or "—"
-            parts["en"].append(f"{label['en']}: {chosen} ranks first" + (f"; against it: {names['en']} ❌" if against else ""))
-            parts["es"].append(f"{label['es']}: {chosen} queda primera" + (f"; en contra: {names['es']} ❌" if against else ""))
+            parts["en"].append(f"{label['en']}: {chosen} recommended instead")
+            parts["es"].append(f"{label['es']}: se recomienda {chosen} en su lugar")
+    against = [c.id for c in matrix.rules.criteria if matrix.cell(c.id, backend).rating == BAD]
+    row_ids = tuple(sorted({i for c in against for i in matrix.cell(c, backend).row_ids}))
+    if against:
+        parts["en"].append(f"cells against it: {_criteria(matrix, against, 'en')} ❌")
+        parts["es"].append(f"celdas en contra: {_criteria(matrix, against, 'es')} ❌")
     text = {lang: "; ".join(p) for lang, p in parts.items()}
     if not results:
         return _unverifiable(claim, {"en": "no deployment profile", "es": "ningún perfil de despliegue"}, ())
     if backing == len(results):
-        return _result(claim, SUPPORTED, text, tuple(sorted(row_ids)), measured=True)
-    if backing + pending_only == 0:
-        return _result(claim, REFUTED, text, tuple(sorted(row_ids)), measured=True)
-    if backing == 0:
-        return _unverifiable(claim, text, tuple(sorted(row_ids)))
-    return _result(claim, PARTLY, text, tuple(sorted(row_ids)), measured=True)
+        return _result(claim, SUPPORTED, text, row_ids, measured=True)
+    if backing:
+        return _result(claim, PARTLY, text, row_ids, measured=True)
+    if pending_only == len(results):
+        return _unverifiable(claim, text, row_ids)
+    return _result(claim, REFUTED, text, row_ids, measured=True)
+
+
+def _criteria(matrix: Matrix, ids: Iterable[str], lang: str) -> str:
+    return ", ".join(matrix.rules.criterion(c).label.get(lang) or c for c in ids)
 
 
 def _result(claim: Claim, status: str, figure: Mapping[str, str], row_ids: Iterable[int] = (),
