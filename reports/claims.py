@@ -201,11 +201,12 @@ def _judge_verdict(claim: Claim, matrix: Matrix, backend: str) -> ClaimResult:
     """Is ``backend`` "the most balanced option"? Per deployment profile, as the verdict says:
     supported if every profile recommends it, partly if some do, refuted if none does and a
     real measurement stands in the way (a blocking ❌, or a qualified column ranked above
-    it), not verifiable if it is only pending verification. The figure names every cell of
+    it), not verifiable where it is only pending verification (emulated blocking cells). The figure names every cell of
     the column rated ❌, whatever the profile: the cells that argue against it."""
-    from reports.verdict import verdicts  # verdict imports the matrix, as this module does
+    from reports.verdict import evidence_gap, verdicts  # verdict imports the matrix, as this does
 
-    if backend not in matrix.backends:
+    if backend not in matrix.backends or all(
+            matrix.cell(c.id, backend).rating == UNKNOWN for c in matrix.rules.criteria):
         return _unverifiable(claim, {"en": f"no {backend} column in this run",
                                      "es": f"sin columna {backend} en esta ejecución"}, ())
     results = verdicts(matrix)
@@ -214,7 +215,9 @@ def _judge_verdict(claim: Claim, matrix: Matrix, backend: str) -> ClaimResult:
     for v in results:
         label = {lang: v.profile.label.get(lang) or v.profile.label["en"] for lang in ("en", "es")}
         pending = next((p for p in v.pending if p.backend == backend), None)
-        blocked = v.blocked.get(backend, ())
+        # a ❌ only an emulator produced blocks the verdict but does not decide the claim
+        blocked = tuple(c for c in v.blocked.get(backend, ()) if evidence_gap(matrix.cell(c, backend)) is None)
+        unproven = tuple(c for c in v.blocked.get(backend, ()) if c not in blocked)
         if v.recommended == backend:
             backing += 1
             parts["en"].append(f"{label['en']}: recommended")
@@ -223,11 +226,15 @@ def _judge_verdict(claim: Claim, matrix: Matrix, backend: str) -> ClaimResult:
             names = {lang: _criteria(matrix, blocked, lang) for lang in ("en", "es")}
             parts["en"].append(f"{label['en']}: blocked by {names['en']}")
             parts["es"].append(f"{label['es']}: bloqueada por {names['es']}")
-        elif pending is not None and v.recommended is None:
+        elif pending is not None or unproven:
             pending_only += 1
-            names = {lang: _criteria(matrix, [c for c, _ in pending.missing], lang) for lang in ("en", "es")}
-            parts["en"].append(f"{label['en']}: pending verification of {names['en']} ({pending.command})")
-            parts["es"].append(f"{label['es']}: pendiente de verificar {names['es']} ({pending.command})")
+            missing = [c for c, _ in pending.missing] if pending is not None else list(unproven)
+            names = {lang: _criteria(matrix, missing, lang) for lang in ("en", "es")}
+            command = pending.command if pending is not None else f"tempbench run --backends {backend}"
+            meanwhile = {"en": f"; {v.recommended} recommended meanwhile" if v.recommended else "",
+                         "es": f"; mientras tanto se recomienda {v.recommended}" if v.recommended else ""}
+            parts["en"].append(f"{label['en']}: pending verification of {names['en']} ({command}){meanwhile['en']}")
+            parts["es"].append(f"{label['es']}: pendiente de verificar {names['es']} ({command}){meanwhile['es']}")
         else:
             chosen = v.recommended or "—"
             parts["en"].append(f"{label['en']}: {chosen} recommended instead")
