@@ -39,9 +39,8 @@ def test_without_a_proxy_limit_only_the_apps_own_file_limit_applies(tmp_path: Pa
 
 @pytest.mark.service
 def test_celery_offers_direct_upload_exactly_when_its_wrapped_store_does(request: pytest.FixtureRequest) -> None:
-    from tests.conftest import build_celery_store
-
     from tempbench.services import resolve_s3
+    from tests.conftest import build_celery_store
 
     plain = build_celery_store(request, workers=0)
     recommended = get_store("celery+s3", workers=0, endpoint_url=resolve_s3().endpoint_url)
