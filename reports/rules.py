@@ -63,6 +63,14 @@ class Selector:
                 return False
         return all(param_text(row.params.get(key)) in values for key, values in self.params.items())
 
+    def overlaps(self, other: Selector) -> bool:
+        """Could one row match both selectors? (Fields either leaves open always could.)"""
+        for name in ("scenario", "operation", "outcome", "metric", "unit"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None and theirs is not None and not mine & theirs:
+                return False
+        return all(self.params[k] & other.params[k] for k in self.params.keys() & other.params.keys())
+
 
 @dataclass(frozen=True)
 class Check:
@@ -85,6 +93,21 @@ class Check:
     rate_emulated: bool = True
     """False for speed checks: an emulator's speed says nothing about the real service's, so
     such a figure is shown with its badge but left unrated."""
+    count_param: str | None = None
+    """For a share: the row param holding its denominator, so the figure shows "k of n"."""
+    from_medium: bool = False
+    """A composite strategy (``celery+redis``) with no rows of its own reads its medium's."""
+    applies_to: tuple[str, ...] = ()
+    """Store names (any part of a spec) the check applies to; () = every strategy."""
+    zero_if: Selector | None = None
+    """For a count of bad events recorded only when they happen: rows proving the events were
+    looked for (reads verified) make "no row" a measured zero, not a hole."""
+
+    def applies(self, backend: str) -> bool:
+        if not self.applies_to:
+            return True
+        parts = {p.split(":", 1)[0] for p in backend.split("+")}
+        return bool(parts & set(self.applies_to))
 
     def rate(self, value: float) -> str:
         if self.good is None or self.warn is None:
@@ -203,6 +226,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
                 combine=combine,
             )
         )
+    _one_owner(criteria, path)
     return Rules(
         columns=tuple(Column(str(col["spec"]), str(col.get("label", col["spec"]))) for col in matrix.get("columns", [])),
         criteria=tuple(criteria),
@@ -254,7 +278,32 @@ AGGREGATES: dict[str, Callable[[list[float]], float]] = {
 }
 
 
+def _one_owner(criteria: Sequence[Criterion], path: Path) -> None:
+    """One figure, one criterion: no row may be selectable by checks of two criteria, or one
+    measurement would count twice in the ranking."""
+    for i, first in enumerate(criteria):
+        for second in criteria[i + 1:]:
+            for a in first.checks:
+                for b in second.checks:
+                    if any(x.overlaps(y) for x in (a.select, a.zero_if) for y in (b.select, b.zero_if)
+                           if x is not None and y is not None):
+                        raise RulesError(
+                            f"{path}: criteria {first.id!r} (check {a.id}) and {second.id!r} (check {b.id}) "
+                            "select the same rows; give the figure one criterion"
+                        )
+
+
+_CHECK_KEYS = frozenset({
+    "id", "kind", "label", "select", "aggregate", "relative_to", "match_params", "higher_is_better",
+    "good", "warn", "format", "rationale", "ceiling_backend", "ceiling_factor", "when_all_failed",
+    "rate_emulated", "count_param", "from_medium", "applies_to", "zero_if",
+})
+
+
 def _check(raw: Mapping[str, Any], where: str) -> Check:
+    unknown = set(raw) - _CHECK_KEYS
+    if unknown:
+        raise RulesError(f"{where}: check {raw.get('id')}: unknown key(s) {sorted(unknown)}")
     kind = raw.get("kind", "metric")
     if kind not in ("metric", "findings", "cost"):
         raise RulesError(f"{where}: check {raw.get('id')}: unknown kind {kind!r}")
@@ -283,6 +332,10 @@ def _check(raw: Mapping[str, Any], where: str) -> Check:
         ceiling_factor=float(raw.get("ceiling_factor", 2.0)),
         when_all_failed=raw.get("when_all_failed"),
         rate_emulated=bool(raw.get("rate_emulated", True)),
+        count_param=raw.get("count_param"),
+        from_medium=bool(raw.get("from_medium", False)),
+        applies_to=tuple(raw.get("applies_to", ())),
+        zero_if=Selector.parse(raw.get("zero_if"), f"{where}: check {raw.get('id')} zero_if"),
     )
 
 

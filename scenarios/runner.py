@@ -61,7 +61,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -70,6 +70,9 @@ from scenarios.core import Row, RowStamp, RunFolder, Snapshot, safe_name, summar
 from scenarios.workload import Workload
 
 log = logging.getLogger(__name__)
+
+ROUND_PARAM = "round"
+"""The row param naming the round of a scenario measured several times (reports read it)."""
 
 SCENARIOS: dict[str, str] = {
     "load": "scenarios.load:LoadScenario",
@@ -153,6 +156,9 @@ class ScenarioContext:
     """Run-wide options from the CLI (processes, find_max, slo, shared_root...)."""
     run_state: dict[str, Any] = field(default_factory=dict)
     """Shared by every backend x scenario of the run (e.g. ``harness_ceiling``)."""
+    round: int | None = None
+    """Which round of a scenario measured several times in the run (``workload.rounds``);
+    the runner stamps it on every row as ``params["round"]``."""
 
     @classmethod
     def standalone(cls, factory: StoreFactory, workload: Workload, folder: Path | str,
@@ -196,6 +202,8 @@ class ScenarioContext:
     def summarize(self, snapshot: Snapshot, params: dict[str, Any] | None = None,
                   *, series: bool = True) -> list[Row]:
         """Save the snapshot's raw histograms and return its summary rows."""
+        if self.round is not None:  # one histogram file per round, not the last round's only
+            params = {**(params or {}), ROUND_PARAM: self.round}
         self.folder.save_histograms(snapshot, self.stamp, params)
         return summary_rows(snapshot, self.stamp, params, series=series)
 
@@ -310,15 +318,34 @@ class Runner:
 
     def run_one(self, name: str, target: BackendTarget, store: Store,
                 service: ServiceInfo) -> ScenarioResult:
+        """Run one scenario on one backend: ``workload.rounds`` times when it is one of the
+        ``round_scenarios`` (each round prepares, runs and cleans up on its own)."""
+        rounds = self.workload.rounds if name in self.workload.round_scenarios else 1
+        if rounds == 1:
+            return self._run_round(name, target, store, service, None)
+        results: list[ScenarioResult] = []
+        for n in range(1, rounds + 1):
+            if self.stop.is_set():
+                break
+            results.append(self._run_round(name, target, store, service, n))
+            if results[-1].status == "skipped":
+                return results[-1]
+        worst = next((r for r in results if r.status != "ok"), results[-1])
+        return ScenarioResult(target.spec, name, worst.status, sum(r.rows for r in results),
+                              worst.detail, round(sum(r.duration_s for r in results), 2))
+
+    def _run_round(self, name: str, target: BackendTarget, store: Store,
+                   service: ServiceInfo, round_no: int | None) -> ScenarioResult:
         assert target.factory is not None
+        tag = f"round {round_no}/{self.workload.rounds}: " if round_no is not None else ""
         scratch = self.folder.path / "scratch" / safe_name(target.spec) / name
         scratch.mkdir(parents=True, exist_ok=True)
         ctx = ScenarioContext(
             run_id=self.folder.run_id, scenario=name, backend=target.spec, store=store,
             store_factory=target.factory, service=service, workload=self.workload,
             folder=self.folder, seed=self.seed, scratch=scratch, stop=self.stop,
-            progress=lambda fraction, note="": self.on_progress(target.spec, name, fraction, note),
-            params=self.params, run_state=self.run_state,
+            progress=lambda fraction, note="": self.on_progress(target.spec, name, fraction, tag + note),
+            params=self.params, run_state=self.run_state, round=round_no,
         )
         try:
             scenario = get_scenario(name)
@@ -338,7 +365,7 @@ class Runner:
             batch: list[Row] = []
             try:
                 for row in scenario.run(ctx):
-                    batch.append(row)
+                    batch.append(_stamp_round(row, round_no))
                     if len(batch) >= 500:
                         written += self.folder.append(batch)
                         batch = []
@@ -356,7 +383,7 @@ class Runner:
                 status, detail = "failed", detail or f"cleanup: {type(exc).__name__}: {exc}"
         if status == "ok" and self.stop.is_set():
             status = "interrupted"
-        written += self.folder.append(_leftover_rows(ctx, before, _footprint(store)))
+        written += self.folder.append([_stamp_round(r, round_no) for r in _leftover_rows(ctx, before, _footprint(store))])
         shutil.rmtree(scratch, ignore_errors=True)
         return ScenarioResult(target.spec, name, status, written, detail,
                               round(time.monotonic() - began, 2))
@@ -412,6 +439,10 @@ def run_threads(targets: Sequence[Callable[[], object]], names: Sequence[str] = 
         thread.join()
     if errors:
         raise errors[0]
+
+
+def _stamp_round(row: Row, round_no: int | None) -> Row:
+    return row if round_no is None else replace(row, params={**row.params, ROUND_PARAM: round_no})
 
 
 def _footprint(store: Store) -> tuple[int, int] | str:

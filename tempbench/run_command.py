@@ -32,6 +32,7 @@ from rich.table import Table
 
 from backends import STRATEGIES, parse_spec
 from reports.i18n import languages
+from reports.matrix import RulesError
 from reports.render import render_run
 from scenarios.core import ALL, RunFolder, new_run_id
 from scenarios.load import parse_slo
@@ -160,7 +161,11 @@ def run(
         folder.write_parquet()
     _print_summary(runner, folder, info)
     if report:
-        written = render_run(folder.path, lang=lang)
+        try:
+            written = render_run(folder.path, lang=lang)
+        except RulesError as exc:  # a broken rules file: the rows are saved, say what to fix
+            console.print(f"[red]report not rendered: {exc}[/red]")
+            raise typer.Exit(2) from exc
         console.print(f"report: {written.report_html}\nmatrix: {written.matrix_md}  {written.matrix_csv}")
 
 

@@ -97,15 +97,23 @@ def sample_records() -> list[dict[str, Any]]:
             out.append(row(b, "security", probe, verdict, "finding", 1.0 if verdict == "pass" else 0.0,
                            "verdict", evidence=evidence))
         out.append(row(b, "security", "hostile_keys", "pass", "finding", 1.0, "verdict", evidence="0 of 520 escaped"))
-    for persistence, lost in ((False, 200), (True, 0)):
-        out.append(row("redis", "faults", "service_down", "all", "acked_writes_lost", lost, "count",
-                       persistence=persistence))
+    # params exactly as scenarios/faults.py writes them ("on"/"off", not booleans)
+    for persistence, lost in (("off", 200), ("on", 0)):
+        fault = {"fault": "service_down", "outage_s": 1.0, "persistence": persistence}
+        out.append(row("redis", "faults", "service_down", "all", "acked_writes_lost", lost, "count", **fault))
         out.append(row("redis", "faults", "data_loss", "fail" if lost else "pass", "finding", 0.0 if lost else 1.0,
-                       "verdict", persistence=persistence,
+                       "verdict", **fault,
                        evidence=f"{lost} of 200 writes acknowledged before the stop were gone after the restart"))
-    out.append(row("celery+redis", "faults", "worker_kill", "all", "jobs_lost", 0, "jobs", acks_late=True))
-    out.append(row("celery+redis", "faults", "jobs_survive_worker_kill", "pass", "finding", 1.0, "verdict",
-                   evidence="20 jobs, 20 results"))
+    for acks, lost in (("on", 0), ("off", 1)):
+        fault = {"fault": "worker_kill", "acks_late": acks, "reject_on_worker_lost": acks}
+        out.append(row("celery+redis", "faults", "worker_kill", "all", "jobs_lost", lost, "jobs", **fault))
+        out.append(row("celery+redis", "faults", "jobs_survive_worker_kill", "fail" if lost else "pass", "finding",
+                       0.0 if lost else 1.0, "verdict", **fault, evidence=f"4 jobs, {4 - lost} results"))
+    for b in STRATEGIES:  # the faults a strategy cannot be put through, as the scenario records them
+        name = b.split("+")[0].split(":")[0]
+        if name not in ("redis", "s3"):
+            out.append(row(b, "faults", "service_down", "not_applicable", "finding", 0.0, "verdict",
+                           evidence=f"{b}: only the redis and s3 strategies talk to a service tempbench can stop"))
     overhead = {"cookie": 1.37, "disk": 1.0, "encrypted-disk:fernet": 1.34, "encrypted-disk:aesgcm-stream": 1.0005,
                 "redis": 1.25, "s3": 1.0, "celery+redis": 1.25}
     for b, ratio in overhead.items():
