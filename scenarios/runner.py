@@ -53,6 +53,7 @@ writes rows ``leftover_objects`` / ``leftover_bytes`` (operation ``cleanup``, ou
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 import shutil
@@ -65,7 +66,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from backends import HARNESS_STORES, ServiceInfo, Store, get_store, parse_spec
+from backends import HARNESS_STORES, ServiceInfo, Store, get_store, parse_spec, store_class
 from scenarios.core import Row, RowStamp, RunFolder, Snapshot, safe_name, summary_rows
 from scenarios.workload import Workload
 
@@ -206,6 +207,25 @@ class ScenarioContext:
             params = {**(params or {}), ROUND_PARAM: self.round}
         self.folder.save_histograms(snapshot, self.stamp, params)
         return summary_rows(snapshot, self.stamp, params, series=series)
+
+
+def canonical_spec(spec: str) -> str:
+    """The spec a run records: a store with variants named without one is recorded under its
+    default variant (``encrypted-disk`` -> ``encrypted-disk:aesgcm-stream``), so its rows meet
+    the report's column for exactly that store. Unknown names are left for the caller to refuse."""
+    if "+" in spec:
+        outer, inner = spec.split("+", 1)
+        return f"{outer}+{canonical_spec(inner)}"
+    if ":" in spec:
+        return spec
+    try:
+        cls = store_class(spec)
+    except KeyError:
+        return spec
+    variant = inspect.signature(cls).parameters.get("variant")
+    if variant is not None and isinstance(variant.default, str):
+        return f"{spec}:{variant.default}"
+    return spec
 
 
 def returns_stored_bytes(store: Store | None) -> bool:

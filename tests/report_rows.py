@@ -65,8 +65,14 @@ def sample_records() -> list[dict[str, Any]]:
             out.append(row(b, "load", "download", "corrupt", "count", 0, "ops", size_bytes=size))
     for b in STRATEGIES:
         shared = b in ("cookie", "redis", "s3", "celery+redis")
+        files = 10  # params as scenarios/concurrency.py writes them
+        inst = {"expected_shared": shared, "files": files, "payload_bytes": 65536,
+                "layout": "each instance builds its own store object from the same configuration",
+                "evidence": f"instance A wrote {files} files; instance B read {files if shared else 0} of them intact"}
         out.append(row(b, "concurrency", "multi_instance", "pass" if shared else "fail",
-                       "cross_instance_read_share", 1.0 if shared else 0.0, "share"))
+                       "cross_instance_reads", files if shared else 0, "files", **inst))
+        out.append(row(b, "concurrency", "multi_instance", "pass" if shared else "fail",
+                       "cross_instance_read_share", 1.0 if shared else 0.0, "ratio", **inst))
         out.append(row(b, "concurrency", "same_key_race", "pass", "torn_reads", 0, "reads"))
         out.append(row(b, "concurrency", "isolation", "pass", "cross_session_reads", 0, "reads"))
         out.append(row(b, "concurrency", "cleanup_race", "pass", "bad_reads", 0, "reads"))
@@ -109,6 +115,12 @@ def sample_records() -> list[dict[str, Any]]:
         out.append(row("celery+redis", "faults", "worker_kill", "all", "jobs_lost", lost, "jobs", **fault))
         out.append(row("celery+redis", "faults", "jobs_survive_worker_kill", "fail" if lost else "pass", "finding",
                        0.0 if lost else 1.0, "verdict", **fault, evidence=f"4 jobs, {4 - lost} results"))
+    for b in ("disk", "encrypted-disk:fernet", "encrypted-disk:aesgcm-stream"):  # disk_full on a tmpfs
+        fault = {"fault": "disk_full", "tmpfs_mib": 16}
+        out.append(row(b, "faults", "disk_full", "all", "partial_files_after_full", 0, "count", **fault))
+        for probe in ("storage_full_typed", "no_partial_file", "recovers_after_free"):
+            out.append(row(b, "faults", probe, "pass", "finding", 1.0, "verdict", **fault,
+                           evidence=f"{probe}: 15 puts of 1 MiB until StorageFull"))
     for b in STRATEGIES:  # the faults a strategy cannot be put through, as the scenario records them
         name = b.split("+")[0].split(":")[0]
         if name not in ("redis", "s3"):
