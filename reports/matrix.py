@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from reports.confidence import range_text, round_of, spread
-from reports.cost import CostReport, estimate_costs
+from reports.cost import CostReport, Estimate, estimate_costs
 from reports.data import Row, RunData
 from reports.rules import (
     AGGREGATES,
@@ -37,6 +37,7 @@ from reports.rules import (
     load_rules,
     param_text,
 )
+from reports.sensitivity import cost_sensitivity, sensitivity_text
 
 __all__ = ["BAD", "GOOD", "RULES_PATH", "UNKNOWN", "WARN", "Cell", "Check", "Column", "Criterion",
            "Figure", "FindingsPolicy", "Matrix", "Profile", "Rules", "RulesError", "Selector",
@@ -402,20 +403,48 @@ class _Evaluator:
         if not estimate.available:
             missing = ", ".join(estimate.missing)
             return _unmeasured(check, {"en": f"not measured: {missing}", "es": f"no medido: {missing}"})
+        common = {"check_id": check.id, "label": check.label, "row_ids": estimate.row_ids,
+                  "emulated": estimate.emulated, "check": check}
+        if estimate.cannot_hold is not None:
+            largest, smallest = estimate.cannot_hold
+            return Figure(
+                rating=check.when_all_failed or BAD, value=None, **common,
+                text={"en": f"cannot hold the workload's files: largest accepted {largest:,.0f} B < smallest file "
+                            f"{smallest:,} B (measured); not priced",
+                      "es": f"no puede guardar los archivos de la carga: mayor aceptado {largest:,.0f} B < menor "
+                            f"archivo {smallest:,} B (medido); sin precio"},
+            )
         value = estimate.specific_usd
         scale = f"{estimate.sessions_per_month:,}"
-        return Figure(
-            check_id=check.id,
-            label=check.label,
-            rating=check.rate(value),
-            value=value,
-            text={
-                "en": format_value(check.format["en"], value) + f" at {scale} sessions/month",
-                "es": format_value(check.format.get("es") or check.format["en"], value) + f" a {scale} sesiones/mes",
-            },
-            row_ids=estimate.row_ids,
-            emulated=estimate.emulated,
-        )
+        verified, used = self.costs.verified_prices(estimate)
+        prices = {
+            "en": "prices verified" if verified == used else "prices not verified" if not verified
+            else f"{verified} of {used} prices verified",
+            "es": "precios verificados" if verified == used else "precios sin verificar" if not verified
+            else f"{verified} de {used} precios verificados",
+        }
+        text = {
+            "en": "≈ " + format_value(check.format["en"], value) + f" at {scale} sessions/month (estimate; {prices['en']})",
+            "es": "≈ " + format_value(check.format.get("es") or check.format["en"], value)
+                  + f" a {scale} sesiones/mes (estimación; {prices['es']})",
+        }
+        step = estimate.node_step
+        if step is not None:
+            text = {
+                "en": text["en"] + f"; {step.gib_needed:.2f} GiB needed, billed as {step.count} × {step.node} = "
+                                   f"{step.billed_usd:,.2f} USD/month (+{step.node_usd:,.2f} per {step.node_gib:g} GiB)",
+                "es": text["es"] + f"; {step.gib_needed:.2f} GiB necesarios, facturados como {step.count} × {step.node} = "
+                                   f"{step.billed_usd:,.2f} USD/mes (+{step.node_usd:,.2f} por {step.node_gib:g} GiB)",
+            }
+        sensitivity = sensitivity_text(cost_sensitivity(self.costs, backend, lambda e: _rate_estimate(check, e)))
+        return Figure(rating=check.rate(value), value=value, text=text, **common,
+                      notes={lang: (words,) for lang, words in sensitivity.items() if words})
+
+
+def _rate_estimate(check: Check, estimate: Estimate) -> str:
+    if estimate.cannot_hold is not None:
+        return check.when_all_failed or BAD
+    return check.rate(estimate.specific_usd)
 
 
 def _relative(

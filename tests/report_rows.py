@@ -132,7 +132,10 @@ def sample_records() -> list[dict[str, Any]]:
         sizes = (2048,) if b == "cookie" else SIZES
         for size in sizes:
             out.append(row(b, "capacity", "put", "ok", "medium_bytes_per_payload_byte", ratio, "ratio", size_bytes=size))
-        out.append(row(b, "capacity", "put", "ok", "largest_put_accepted_bytes", 2048 if b == "cookie" else 8 * MiB, "bytes"))
+        largest = 2048 if b == "cookie" else 8 * MiB  # params as scenarios/capacity.py writes them
+        out.append(row(b, "capacity", "put", "ok", "largest_put_accepted_bytes", largest, "bytes",
+                       first_refused=4096 if b == "cookie" else None, tried_up_to=8 * MiB,
+                       evidence=f"largest payload accepted: {largest} B"))
     for size in SIZES:
         out.append(row("celery+redis", "capacity", "job", "ok", "cpu_s_per_job", 0.02 * size / MiB, "s", size_bytes=size))
     static = {  # code_lines, external_services, config_knobs, moving_parts
