@@ -63,13 +63,16 @@ def spread(
 
 
 def range_text(fmt: str, low: float, high: float, rounds: int, lang: str) -> str:
-    """``0.38–0.47 over 3 rounds``, numbers written with the check's own format spec."""
+    """``0.38–0.47 over 3 rounds`` (``same in 3 rounds`` when they agree), numbers written
+    with the check's own format spec."""
     spec = re.search(r"\{[^{}]*\}", fmt)
     piece = spec.group(0) if spec else "{:.3g}"
     try:
         lo, hi = piece.format(low), piece.format(high)
     except (ValueError, TypeError):
         lo, hi = f"{low:.3g}", f"{high:.3g}"
+    if lo == hi:
+        return f"same in {rounds} rounds" if lang == "en" else f"igual en {rounds} rondas"
     return f"{lo}–{hi} " + (f"over {rounds} rounds" if lang == "en" else f"en {rounds} rondas")
 
 

@@ -71,7 +71,8 @@ def test_a_range_crossing_a_threshold_is_borderline_everywhere(tmp_path: Path) -
     assert 'class="badge borderline"' in paths.report_html.read_text(encoding="utf-8")
     # steady rounds: nothing borderline
     steady = make_run(tmp_path / "steady", in_rounds({1: 1.0, 2: 1.0, 3: 1.0}))
-    assert not build_matrix(load_run(steady)).cell("performance", LEADER).borderline
+    steady_cell = build_matrix(load_run(steady)).cell("performance", LEADER)
+    assert not steady_cell.borderline and "same in 3 rounds" in steady_cell.decisive[0].text["en"]
 
 
 def test_a_corrupt_read_in_one_round_is_not_voted_away_by_the_median(tmp_path: Path) -> None:
