@@ -32,10 +32,18 @@ from rich.table import Table
 
 from backends import STRATEGIES, parse_spec
 from reports.i18n import languages
+from reports.matrix import RulesError
 from reports.render import render_run
 from scenarios.core import ALL, RunFolder, new_run_id
 from scenarios.load import parse_slo
-from scenarios.runner import SCENARIOS, BackendTarget, Runner, StoreFactory, available_scenarios
+from scenarios.runner import (
+    SCENARIOS,
+    BackendTarget,
+    Runner,
+    StoreFactory,
+    available_scenarios,
+    canonical_spec,
+)
 from scenarios.workload import WorkloadError, load_workload, parse_overrides
 from tempbench import services
 
@@ -116,7 +124,7 @@ def run(
             raise typer.BadParameter(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
     else:
         chosen = [name for name, why in available.items() if why is None]
-    specs = [s.strip() for s in backends.split(",")] if backends else list(DEFAULT_BACKENDS)
+    specs = [canonical_spec(s.strip()) for s in backends.split(",")] if backends else list(DEFAULT_BACKENDS)
 
     for env, value in ((services.REDIS_URL_ENV, redis_url), (services.S3_ENDPOINT_ENV, s3_endpoint_url),
                        (services.BROKER_URL_ENV, broker_url)):
@@ -160,7 +168,11 @@ def run(
         folder.write_parquet()
     _print_summary(runner, folder, info)
     if report:
-        written = render_run(folder.path, lang=lang)
+        try:
+            written = render_run(folder.path, lang=lang)
+        except RulesError as exc:  # a broken rules file: the rows are saved, say what to fix
+            console.print(f"[red]report not rendered: {exc}[/red]")
+            raise typer.Exit(2) from exc
         console.print(f"report: {written.report_html}\nmatrix: {written.matrix_md}  {written.matrix_csv}")
 
 
