@@ -15,8 +15,9 @@ happen before any view runs, so no session is created and no store is touched.
 ``Secure``: the cookie gets it when the request arrived over HTTPS (``request.is_secure``),
 or always with ``secure_cookie``. Behind a TLS-terminating proxy (Cloudflare, nginx) the app
 sees plain HTTP; ``proxy_hops`` N wraps it in Werkzeug's ``ProxyFix`` trusting N hops of
-``X-Forwarded-Proto``/``X-Forwarded-For``, so ``is_secure`` tells the truth. Without it a
-client-sent ``X-Forwarded-Proto`` is ignored (it could be forged by anyone).
+``X-Forwarded-Proto`` (nothing else: the Origin check needs only the Host, which Cloudflare
+passes through), so ``is_secure`` tells the truth. Without it a client-sent
+``X-Forwarded-Proto`` is ignored (anyone can send one).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 def install_guard(app: Flask, *, secure_cookie: bool = False, proxy_hops: int = 0) -> None:
     """Refuse cross-site state-changing requests; mark the cookie Secure over HTTPS."""
     if proxy_hops > 0:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxy_hops, x_proto=proxy_hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=0, x_proto=proxy_hops)  # type: ignore[method-assign]
     app.config["SESSION_COOKIE_SECURE"] = secure_cookie
     app.session_interface = _SecureWhenHttps()
     app.before_request(_refuse_cross_site)
