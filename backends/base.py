@@ -94,6 +94,12 @@ class CorruptData(StoreError):
     outcome = "corrupt"
 
 
+class Conflict(StoreError):
+    """A concurrent operation (a sweep, a delete) removed the file this put was writing."""
+
+    outcome = "conflict"
+
+
 # ---------------------------------------------------------------------- value types
 
 

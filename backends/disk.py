@@ -9,7 +9,8 @@ file is still served: reads do not check expiry (``expires_on_read=False``).
 Deliberately kept weaknesses, which the security and concurrency scenarios must find:
 plaintext at rest, world-readable files under the default umask, file names that reveal the
 session id, non-atomic writes (a reader can see a half-written file; a failed overwrite
-loses the previous version), and a store that works within one host only. The one thing
+loses the previous version; a sweep can remove a file mid-write, and that put then fails
+with ``Conflict``), and a store that works within one host only. The one thing
 fixed is the key: session ids and kinds are validated (``backends.base``), so a hostile key
 cannot leave the directory, and a failed put deletes its partial file.
 """
@@ -28,6 +29,7 @@ from typing import BinaryIO
 
 from backends.base import (
     Capabilities,
+    Conflict,
     Footprint,
     Key,
     NotFound,
@@ -62,6 +64,7 @@ class DiskStore(Store):
             "plaintext files, default umask permissions, names reveal the session id",
             "expiry only by sweep(): an expired file is served until the next sweep",
             "writes in place: readers can see partial files; a failed overwrite loses the old one",
+            "a sweep can remove a file while it is being written: that put fails with Conflict",
         ),
     )
 
@@ -89,14 +92,29 @@ class DiskStore(Store):
                 for chunk in chunks:
                     out.write(chunk)
                     written += len(chunk)
-            expires_at = ttl_clock() + ttl_s
-            os.utime(path, (expires_at, expires_at))
+                expires_at = ttl_clock() + ttl_s
+                # Stamped through the descriptor: the path may no longer name this file.
+                os.utime(out.fileno(), (expires_at, expires_at))
+                ours = os.fstat(out.fileno()).st_ino
         except BaseException:
             # In place means the previous version is already truncated; what is left is a
             # partial file, which must not stay behind.
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             raise
+        # Until the stamp lands, a file being written carries the mtime of its last write,
+        # which a sweep reads as expired: it may unlink the file mid-put (the baseline's
+        # cleanup race). The put then failed; say so with a type. A sweep that judged the
+        # file just before the stamp and unlinks it after this check still loses it unseen.
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != ours:
+            raise Conflict(
+                f"disk: put {key.session_id}/{key.kind}: a concurrent sweep or delete removed "
+                "the file while it was being written (in-place writes; nothing was stored)"
+            )
         return written
 
     def _open(self, key: Key) -> BinaryIO:
