@@ -6,8 +6,9 @@ URLs the app hands out (the security probe reports it).
 
 Every object is written with ``ServerSideEncryption="AES256"`` and an expiry stamp in its
 metadata (``x-amz-meta-tempbench-expires-at``, Unix seconds). ``get``/``open`` refuse an
-object past its stamp before any sweep; ``sweep()`` deletes such objects and aborts stale
-multipart uploads. Bucket lifecycle rules (expiration and abort-incomplete-multipart, one
+object past its stamp before any sweep; ``sweep()`` deletes such objects and aborts
+multipart uploads it has seen for ``stale_upload_s`` on its own clock (endpoints' upload dates
+are not trusted: moto dates every upload 2010). Bucket lifecycle rules (expiration and abort-incomplete-multipart, one
 day each) are installed when the store creates the bucket, as a backstop only: lifecycle
 counts whole days, so it cannot carry the one-hour TTL of a temp file.
 
@@ -152,8 +153,8 @@ class S3Store(Store):
     starts a loopback moto server), ``bucket`` (created with lifecycle rules if missing),
     ``prefix``, ``region``, ``client`` (a ready boto3 S3 client), ``quota``,
     ``multipart_threshold``, ``part_bytes`` (memory per upload; also sets the largest object
-    as 10,000 parts), ``stale_upload_s`` (age after which ``sweep`` aborts a multipart upload
-    it did not start itself).
+    as 10,000 parts), ``stale_upload_s`` (how long after ``sweep`` first saw a multipart
+    upload it did not start itself it aborts it).
     """
 
     name = "s3"
@@ -214,6 +215,7 @@ class S3Store(Store):
         )
         self._lock = threading.Lock()
         self._uploads_in_flight: set[str] = set()
+        self._first_seen: dict[str, float] = {}  # upload id -> TTL clock when this store saw it
         self._issued: dict[Key, _IssuedUpload] = {}
 
         from tempbench.services import resolve_s3
@@ -454,11 +456,18 @@ class S3Store(Store):
                 continue
             self._client.delete_object(Bucket=self.bucket, Key=obj["Key"])
             removed += Footprint(1, int(head["ContentLength"]))
-        stale_before = datetime.now(UTC) - timedelta(seconds=self.stale_upload_s)
-        for upload in self._list_uploads():
-            with self._lock:
-                ours = upload["UploadId"] in self._uploads_in_flight
-            if ours or upload["Initiated"] > stale_before:
+        # Staleness is judged by when this store first saw an upload, on its own clock, not
+        # by the endpoint's "Initiated" (moto dates every upload 2010-11-10, which would make
+        # another instance's running upload look abandoned). A sweeper that has just started
+        # aborts nothing before stale_upload_s; the one-day lifecycle rule stays the backstop.
+        listed = list(self._list_uploads())
+        with self._lock:
+            self._first_seen = {
+                u["UploadId"]: self._first_seen.get(u["UploadId"], now) for u in listed
+            }
+            seen, ours = dict(self._first_seen), set(self._uploads_in_flight)
+        for upload in listed:
+            if upload["UploadId"] in ours or now - seen[upload["UploadId"]] < self.stale_upload_s:
                 continue
             size = self._parts_bytes(upload)
             self._abort(upload["Key"], upload["UploadId"])

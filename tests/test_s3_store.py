@@ -260,6 +260,25 @@ def test_footprint_counts_and_sweep_aborts_an_abandoned_multipart_upload(
     assert uploads_under(raw, store) == []
 
 
+def test_sweep_leaves_another_instance_running_upload_until_it_has_seen_it_stale(
+    request: pytest.FixtureRequest, raw
+) -> None:
+    # moto dates every multipart upload 2010-11-10: judged by that date, an upload another
+    # instance started a moment ago looks years old and a sweep would abort it mid-put.
+    writer = build_s3_store(request)
+    sweeper = build_s3_store(request, prefix=writer.prefix, stale_upload_s=1.0)
+    key = writer.object_key(SESSION, "original")
+    upload = raw.create_multipart_upload(Bucket=writer.bucket, Key=key)  # the writer, mid-put
+    raw.upload_part(
+        Bucket=writer.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"p" * S3_MIN_PART_BYTES
+    )
+    assert sweeper.sweep() == Footprint(0, 0)
+    assert [u["UploadId"] for u in uploads_under(raw, writer)] == [upload["UploadId"]]
+    time.sleep(1.2)  # now the sweeper has seen it for longer than stale_upload_s
+    assert sweeper.sweep() == Footprint(1, S3_MIN_PART_BYTES)
+    assert uploads_under(raw, writer) == []
+
+
 def test_largest_object_is_computed_from_the_part_size(request: pytest.FixtureRequest) -> None:
     small_parts = build_s3_store(request, part_bytes=S3_MIN_PART_BYTES)
     assert small_parts.capabilities.max_object_bytes == S3_MAX_PARTS * S3_MIN_PART_BYTES
