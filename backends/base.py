@@ -95,7 +95,8 @@ class CorruptData(StoreError):
 
 
 class Conflict(StoreError):
-    """A concurrent operation (a sweep, a delete) removed the file this put was writing."""
+    """The operation collided with another: a sweep or delete removed the file a put was
+    writing, or a direct-upload form already confirmed was replayed."""
 
     outcome = "conflict"
 

@@ -18,12 +18,17 @@ CompleteMultipartUpload atomic: a reader sees the old object or the new one.
 
 Presigned direct upload (the review's headline feature):
 
-- ``presign_upload(session_id, kind, ttl_s, max_bytes)`` returns a POST policy pinning the
-  exact key, ``content-length-range``, the SSE field and the expiry/limit metadata;
+- ``presign_upload(session_id, kind, ttl_s, max_bytes)`` returns a POST form that lives
+  ``form_ttl_s`` (five minutes by default), whose policy pins a staging key of its own
+  (never the file's key), ``content-length-range``, the SSE field and the expiry/limit
+  metadata;
 - ``confirm_upload(session_id, kind)`` is what the app calls after the browser's upload: it
-  checks size and metadata, deletes the object and raises ``QuotaExceeded`` when it is over
-  the limit (emulators such as moto ignore POST policies; real S3 enforces them: the store is
-  safe on both), and re-applies SSE when the endpoint dropped it;
+  checks size and metadata (deleting the upload and raising ``QuotaExceeded`` when it is
+  over the limit: emulators such as moto ignore POST policies, real S3 enforces them, the
+  store is safe on both), refuses a replayed form that was already confirmed
+  (``Conflict``), and moves the upload into place by a server-side copy with SSE. A replay
+  of the form, which S3 allows until the form expires and moto allows for ever, can only
+  land in a staging key: it never overwrites a confirmed file;
 - ``presign_download(session_id, kind, ttl_s)`` returns a short-lived GET URL.
 
 ``probe_signature_enforcement(store)`` sends expired, tampered and re-scoped presigned
@@ -35,6 +40,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import secrets
 import threading
 import time
 import uuid
@@ -62,6 +68,7 @@ from botocore.exceptions import (
 from backends.base import (
     BackendUnavailable,
     Capabilities,
+    Conflict,
     CorruptData,
     Expired,
     Footprint,
@@ -105,6 +112,12 @@ LIFECYCLE_DAY_S = 24 * 3600
 
 EXPIRES_META = "tempbench-expires-at"
 MAX_BYTES_META = "tempbench-max-bytes"
+FORM_META = "tempbench-form"
+"""The id of the upload form a confirmed direct upload came from."""
+STAGING_MARK = ".upload-"
+"""Separates a file's key from a form id in a staging key (no kind contains ".")."""
+DEFAULT_FORM_TTL_S = 300.0
+"""Life of a presigned upload form: minutes, not the file's TTL (issue 13)."""
 SSE = "AES256"
 
 DEFAULT_MULTIPART_THRESHOLD = 8 * MiB
@@ -154,7 +167,8 @@ class S3Store(Store):
     ``prefix``, ``region``, ``client`` (a ready boto3 S3 client), ``quota``,
     ``multipart_threshold``, ``part_bytes`` (memory per upload; also sets the largest object
     as 10,000 parts), ``stale_upload_s`` (how long after ``sweep`` first saw a multipart
-    upload it did not start itself it aborts it).
+    upload it did not start itself it aborts it), ``form_ttl_s`` (life of a presigned upload
+    form, default five minutes).
     """
 
     name = "s3"
@@ -191,6 +205,7 @@ class S3Store(Store):
         multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
         part_bytes: int = DEFAULT_PART_BYTES,
         stale_upload_s: float = DEFAULT_STALE_UPLOAD_S,
+        form_ttl_s: float = DEFAULT_FORM_TTL_S,
     ) -> None:
         super().__init__(quota)
         if not S3_MIN_PART_BYTES <= part_bytes <= S3_MAX_PART_BYTES:
@@ -208,6 +223,9 @@ class S3Store(Store):
         self.multipart_threshold = multipart_threshold
         self.part_bytes = part_bytes
         self.stale_upload_s = stale_upload_s
+        if not form_ttl_s > 0:
+            raise ValueError(f"form_ttl_s must be > 0, got {form_ttl_s!r}")
+        self.form_ttl_s = form_ttl_s
         # An instance attribute, because the largest object follows from part_bytes.
         self.capabilities = replace(
             type(self).capabilities,
@@ -216,7 +234,7 @@ class S3Store(Store):
         self._lock = threading.Lock()
         self._uploads_in_flight: set[str] = set()
         self._first_seen: dict[str, float] = {}  # upload id -> TTL clock when this store saw it
-        self._issued: dict[Key, _IssuedUpload] = {}
+        self._issued: dict[str, _IssuedUpload] = {}  # staging key -> what its form allows
 
         from tempbench.services import resolve_s3
 
@@ -261,10 +279,12 @@ class S3Store(Store):
     ) -> dict[str, Any]:
         """A browser upload form: ``{"method": "POST", "url": ..., "fields": {...}}``.
 
-        ``ttl_s`` is the file's TTL from now; the form itself is valid for the same time
-        (at most seven days). The policy pins the exact key, ``content-length-range``
-        ``[0, max_bytes]``, SSE and the expiry/limit metadata. Call :meth:`confirm_upload`
-        once the browser reports success.
+        ``ttl_s`` is the file's TTL from now. The form itself lives ``form_ttl_s`` (the
+        store's option, minutes) or less. It targets a staging key of its own
+        (``{prefix}/{session}/{kind}.upload-{form id}``; no kind contains ``.``), never the
+        file: only :meth:`confirm_upload` moves an upload into place, so the form cannot
+        overwrite a confirmed file however often it is replayed. The policy pins that key,
+        ``content-length-range`` ``[0, max_bytes]``, SSE and the expiry/limit metadata.
         """
         key = validate_key(session_id, kind)
         if not ttl_s > 0:
@@ -279,7 +299,7 @@ class S3Store(Store):
             )
         now = ttl_clock()
         expires_at = now + ttl_s
-        url_ttl = max(1, min(math.ceil(ttl_s), SIGV4_MAX_EXPIRES_S))
+        url_ttl = max(1, min(math.ceil(self.form_ttl_s), math.ceil(ttl_s), SIGV4_MAX_EXPIRES_S))
         fields = {
             "x-amz-server-side-encryption": SSE,
             f"x-amz-meta-{EXPIRES_META}": _stamp(expires_at),
@@ -287,14 +307,16 @@ class S3Store(Store):
         }
         conditions: list[Any] = [["content-length-range", 0, max_bytes]]
         conditions += [{name: value} for name, value in fields.items()]
+        form_id = secrets.token_hex(8)
+        staging = f"{self._key(key)}{STAGING_MARK}{form_id}"
         with self._typed_errors(f"presign_upload {key.session_id}/{key.kind}"):
             self._check_session_file_count(key)
             post = self._client.generate_presigned_post(
-                self.bucket, self._key(key), Fields=fields, Conditions=conditions, ExpiresIn=url_ttl
+                self.bucket, staging, Fields=fields, Conditions=conditions, ExpiresIn=url_ttl
             )
         with self._lock:
             self._issued = {k: v for k, v in self._issued.items() if v.form_expires_at > now}
-            self._issued[key] = _IssuedUpload(
+            self._issued[staging] = _IssuedUpload(
                 max_bytes=max_bytes,
                 expires_stamp=fields[f"x-amz-meta-{EXPIRES_META}"],
                 form_expires_at=now + url_ttl,
@@ -302,15 +324,19 @@ class S3Store(Store):
         return {"method": "POST", "url": post["url"], "fields": post["fields"]}
 
     def confirm_upload(self, session_id: str, kind: str) -> int:
-        """Check a browser's direct upload and return its size in bytes.
+        """Check a browser's direct upload, move it into place, and return its size.
 
-        The limit is the smallest of the store's object limit, the ``max_bytes`` stamped in
-        the object's metadata, and the ``max_bytes`` this instance issued for the key (which
-        a client cannot alter on an endpoint that ignores POST policies). An object over
-        the limit is deleted and ``QuotaExceeded`` raised; one without the stamps the policy
+        The upload is the newest staging object of the key (older ones are deleted). The
+        limit is the smallest of the store's object limit, the ``max_bytes`` stamped in the
+        object's metadata, and the ``max_bytes`` this instance issued for the form (which a
+        client cannot alter on an endpoint that ignores POST policies). An upload over the
+        limit is deleted and ``QuotaExceeded`` raised; one without the stamps the policy
         requires, or with stamps other than this instance issued, is deleted and
-        ``CorruptData`` raised; one past its expiry is deleted and ``Expired`` raised. An
-        object stored without SSE is re-written in place with it.
+        ``CorruptData`` raised; one past its expiry is deleted and ``Expired`` raised; one
+        made with a form already confirmed (a replay) is deleted and ``Conflict`` raised,
+        the confirmed file untouched. The file is written by a server-side copy with SSE
+        and the form's id in its metadata. With no upload waiting, a file already confirmed
+        from a form returns its size (a repeated confirm); otherwise ``NotFound``.
 
         Where another instance issued the form and the endpoint ignores POST policies (moto),
         only the store's object limit and the stamps as uploaded can be checked.
@@ -319,55 +345,74 @@ class S3Store(Store):
         what = f"confirm_upload {key.session_id}/{key.kind}"
         with self._typed_errors(what):
             s3_key = self._key(key)
-            head = self._head(s3_key)
+            staged = sorted(
+                self._list_objects(f"{s3_key}{STAGING_MARK}"), key=lambda obj: obj["LastModified"]
+            )
+            for older in staged[:-1]:
+                self._client.delete_object(Bucket=self.bucket, Key=older["Key"])
+            final = self._head(s3_key)
+            if not staged:
+                if final is not None and (final.get("Metadata") or {}).get(FORM_META):
+                    return int(final["ContentLength"])
+                raise NotFound(f"s3: {what}: no direct upload waiting at s3://{self.bucket}/{s3_key}")
+            staging = staged[-1]["Key"]
+            form_id = staging.rsplit(STAGING_MARK, 1)[1]
+            head = self._head(staging)
             if head is None:
-                raise NotFound(f"s3: {what}: no object at s3://{self.bucket}/{s3_key}")
+                raise NotFound(f"s3: {what}: the upload vanished before it was confirmed")
+
+            def refuse(error: StoreError) -> StoreError:
+                self._client.delete_object(Bucket=self.bucket, Key=staging)
+                return error
+
+            if final is not None and (final.get("Metadata") or {}).get(FORM_META) == form_id:
+                raise refuse(Conflict(
+                    f"s3: {what}: this upload form was already used and confirmed; the replayed "
+                    "upload is deleted and the confirmed file kept"
+                ))
             size = int(head["ContentLength"])
             metadata = dict(head.get("Metadata") or {})
             expires_at = _parse_float(metadata.get(EXPIRES_META))
             stamped_limit = _parse_int(metadata.get(MAX_BYTES_META))
             with self._lock:
-                issued = self._issued.pop(key, None)
+                issued = self._issued.pop(staging, None)
             if expires_at is None or stamped_limit is None:
-                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
-                raise CorruptData(
+                raise refuse(CorruptData(
                     f"s3: {what}: the upload lacks the expiry/limit metadata its POST policy "
                     "requires (the endpoint did not enforce the policy); object deleted"
-                )
+                ))
             limits = [n for n in (self._object_limit(), stamped_limit) if n is not None]
             if issued is not None:
                 limits.append(issued.max_bytes)
             limit = min(limits)
             if size > limit:
-                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
-                raise QuotaExceeded(
+                raise refuse(QuotaExceeded(
                     f"s3: {what}: direct upload of {size} bytes exceeds the {limit}-byte limit; "
                     "object deleted"
-                )
+                ))
             if issued is not None and (
                 metadata[EXPIRES_META] != issued.expires_stamp
                 or stamped_limit != issued.max_bytes
             ):
-                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
-                raise CorruptData(
+                raise refuse(CorruptData(
                     f"s3: {what}: the upload's expiry/limit metadata differs from the form this "
                     "store issued (the endpoint did not enforce the policy); object deleted"
-                )
+                ))
             if expires_at <= ttl_clock():
-                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
-                raise Expired(f"s3: {what}: the upload's TTL has already passed; object deleted")
-            if not head.get("ServerSideEncryption"):
-                log.info("s3: %s: endpoint stored the upload without SSE; re-applying %s", what, SSE)
-                self._client.copy(
-                    {"Bucket": self.bucket, "Key": s3_key},
-                    self.bucket,
-                    s3_key,
-                    ExtraArgs={
-                        "ServerSideEncryption": SSE,
-                        "MetadataDirective": "REPLACE",
-                        "Metadata": metadata,
-                    },
-                )
+                raise refuse(Expired(f"s3: {what}: the upload's TTL has already passed; object deleted"))
+            # A server-side copy: the bytes never pass through the app. It also (re)applies
+            # SSE, which an endpoint may have dropped from a POST upload.
+            self._client.copy(
+                {"Bucket": self.bucket, "Key": staging},
+                self.bucket,
+                s3_key,
+                ExtraArgs={
+                    "ServerSideEncryption": SSE,
+                    "MetadataDirective": "REPLACE",
+                    "Metadata": {**metadata, FORM_META: form_id},
+                },
+            )
+            self._client.delete_object(Bucket=self.bucket, Key=staging)
             return size
 
     def presign_download(self, session_id: str, kind: str, ttl_s: float) -> str:
@@ -623,7 +668,11 @@ class S3Store(Store):
         limit = self.quota.files_per_session
         if limit is None:
             return
-        keys = {obj["Key"] for obj in self._list_objects(f"{self.prefix}/{key.session_id}/")}
+        keys = {
+            obj["Key"]
+            for obj in self._list_objects(f"{self.prefix}/{key.session_id}/")
+            if STAGING_MARK not in obj["Key"]
+        }
         if self._key(key) not in keys and len(keys) >= limit:
             raise QuotaExceeded(
                 f"s3: session {key.session_id!r} already has {len(keys)} files "
