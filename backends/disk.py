@@ -92,6 +92,7 @@ class DiskStore(Store):
                 for chunk in chunks:
                     out.write(chunk)
                     written += len(chunk)
+                out.flush()  # a later flush would move the mtime back to now
                 expires_at = ttl_clock() + ttl_s
                 # Stamped through the descriptor: the path may no longer name this file.
                 os.utime(out.fileno(), (expires_at, expires_at))
