@@ -213,7 +213,7 @@ class Store(ABC):
 
     def __init__(self, quota: Quota | None = None) -> None:
         self.quota = quota or Quota()
-        self._ledger = _QuotaLedger(self.quota)
+        self._ledger = _QuotaLedger(self.quota, self._quota_medium)
 
     # ---- public API -------------------------------------------------------------
 
@@ -314,6 +314,11 @@ class Store(ABC):
 
     def _translate(self, exc: BaseException) -> StoreError | None:
         """Map a medium-specific exception to a typed error (None: not recognised)."""
+        return None
+
+    def _quota_medium(self) -> QuotaMedium | None:
+        """Where quotas are counted so every instance on the medium shares them; None: in
+        this instance's memory (stores that check on their server, or keep nothing)."""
         return None
 
     # ---- helpers ------------------------------------------------------------------
@@ -480,16 +485,62 @@ class _TypedReader(io.RawIOBase):
 # -------------------------------------------------------------------------- quotas
 
 
-class _QuotaLedger:
-    """Admits puts against the store's :class:`Quota` inside one store instance.
+@dataclass(frozen=True)
+class Usage:
+    """Quota usage as a medium shows it to one put (see :class:`QuotaMedium`)."""
 
-    Puts in flight are counted from the moment they are admitted, so parallel puts cannot
-    overshoot. Entries carry their expiry, so files the medium expired by itself stop
-    counting. Stores shared across processes (redis) add their own server-side check.
+    files: int
+    """Files of the put's session, stored or claimed by a put in flight (this one included)."""
+    has_file: bool
+    """The put's own file is stored already (an overwrite, which is not a new file)."""
+    bytes: int
+    """Bytes of stored files other than the put's own, plus every claim's bytes."""
+
+
+class QuotaClaim(ABC):
+    """A put in flight, recorded on the medium so that other instances count it."""
+
+    bytes: int = 0
+
+    @abstractmethod
+    def update(self, nbytes: int) -> None:
+        """Claim ``nbytes`` in all (the put's reservation so far)."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Remove the claim (the put finished: its file, if any, now counts itself)."""
+
+
+class QuotaMedium(ABC):
+    """Quota usage read from the medium, so any number of instances and restarts share it.
+
+    A put first claims (``claim``) and then counts (``usage``): two instances racing for the
+    last slot each see the other's claim and both may be refused, but they can never both
+    get it. Within one instance the ledger serialises claim-and-count, so threads are
+    admitted exactly up to the limit.
     """
 
-    def __init__(self, quota: Quota) -> None:
+    @abstractmethod
+    def claim(self, key: Key) -> QuotaClaim: ...
+
+    @abstractmethod
+    def usage(self, key: Key, with_bytes: bool) -> Usage:
+        """The put's view of the medium; ``bytes`` is only counted ``with_bytes`` (0 if not)."""
+
+
+class _QuotaLedger:
+    """Admits puts against the store's :class:`Quota`.
+
+    With a :class:`QuotaMedium` every count comes from the medium (stored files plus the
+    claims of puts in flight, from every instance), claimed before it is counted. Without
+    one, the ledger counts in this instance's memory: puts in flight from the moment they
+    are admitted, and committed files until their expiry. Stores shared across processes
+    without a medium here (redis) add their own server-side check.
+    """
+
+    def __init__(self, quota: Quota, medium: Callable[[], QuotaMedium | None] = lambda: None) -> None:
         self._quota = quota
+        self._medium = medium
         self._lock = threading.Lock()
         self._held: dict[Key, tuple[int, float]] = {}  # key -> (bytes, expires_at on the TTL clock)
         self._in_flight: dict[Key, int] = {}  # key -> number of puts in progress
@@ -497,23 +548,38 @@ class _QuotaLedger:
 
     @contextmanager
     def admit(self, key: Key, ttl_s: float) -> Iterator[_Ticket]:
+        if self._quota.files_per_session is None and self._quota.total_bytes is None:
+            yield _Ticket(self, key, ttl_s, None)
+            return
+        medium = self._medium()
+        if medium is not None:
+            with self._lock:
+                claim = medium.claim(key)
+                try:
+                    self._check_files(key, medium.usage(key, with_bytes=False))
+                except BaseException:
+                    claim.release()
+                    raise
+            try:
+                yield _Ticket(self, key, ttl_s, claim)
+            finally:
+                claim.release()
+            return
         with self._lock:
             self._drop_expired()
             limit = self._quota.files_per_session
             if limit is not None and key not in self._held and key not in self._in_flight:
                 kinds = {k for k in (*self._held, *self._in_flight) if k.session_id == key.session_id}
                 if len(kinds) >= limit:
-                    raise QuotaExceeded(
-                        f"session {key.session_id!r} already has {len(kinds)} files "
-                        f"(limit {limit} per session)"
-                    )
+                    raise _files_exceeded(key, len(kinds), limit)
             self._in_flight[key] = self._in_flight.get(key, 0) + 1
-        ticket = _Ticket(self, key, ttl_s)
+        ticket = _Ticket(self, key, ttl_s, None)
         try:
             yield ticket
         finally:
             with self._lock:
-                self._in_flight_bytes -= ticket.metered
+                if self._quota.total_bytes is not None:
+                    self._in_flight_bytes -= ticket.metered
                 left = self._in_flight[key] - 1
                 if left:
                     self._in_flight[key] = left
@@ -529,17 +595,39 @@ class _QuotaLedger:
             for key in [k for k in self._held if k.session_id == session_id]:
                 del self._held[key]
 
-    def _reserve(self, key: Key, nbytes: int) -> None:
+    def _check_files(self, key: Key, usage: Usage) -> None:
+        limit = self._quota.files_per_session
+        if limit is not None and not usage.has_file and usage.files > limit:
+            raise _files_exceeded(key, usage.files - 1, limit)
+
+    def _reserve(self, ticket: _Ticket, nbytes: int) -> None:
         """Count ``nbytes`` more of an in-flight put against the total-bytes quota."""
+        limit = self._quota.total_bytes
+        if limit is None:
+            return
+        claim = ticket.claim
+        if claim is not None:
+            needed = ticket.metered + nbytes
+            if needed <= claim.bytes:
+                return
+            with self._lock:
+                # Claims grow by doubling, so a long stream touches the medium O(log n) times;
+                # near the limit only what is needed is claimed.
+                for step in dict.fromkeys((max(needed, 2 * claim.bytes), needed)):
+                    claim.update(step)
+                    if self._medium_bytes(ticket.key) <= limit:
+                        return
+            raise _bytes_exceeded(limit)
         with self._lock:
-            limit = self._quota.total_bytes
-            if limit is not None:
-                held = sum(n for k, (n, _) in self._held.items() if k != key)
-                if held + self._in_flight_bytes + nbytes > limit:
-                    raise QuotaExceeded(
-                        f"store would hold more than {limit} bytes (total-bytes quota)"
-                    )
+            held = sum(n for k, (n, _) in self._held.items() if k != ticket.key)
+            if held + self._in_flight_bytes + nbytes > limit:
+                raise _bytes_exceeded(limit)
             self._in_flight_bytes += nbytes
+
+    def _medium_bytes(self, key: Key) -> int:
+        medium = self._medium()
+        assert medium is not None
+        return medium.usage(key, with_bytes=True).bytes
 
     def _drop_expired(self) -> None:
         now = ttl_clock()
@@ -547,15 +635,26 @@ class _QuotaLedger:
             del self._held[key]
 
     def _commit(self, key: Key, nbytes: int, ttl_s: float) -> None:
+        if self._medium() is not None:
+            return  # the medium shows the file itself from now on
         with self._lock:
             self._held[key] = (nbytes, ttl_clock() + ttl_s)
 
 
+def _files_exceeded(key: Key, files: int, limit: int) -> QuotaExceeded:
+    return QuotaExceeded(f"session {key.session_id!r} already has {files} files (limit {limit} per session)")
+
+
+def _bytes_exceeded(limit: int) -> QuotaExceeded:
+    return QuotaExceeded(f"store would hold more than {limit} bytes (total-bytes quota)")
+
+
 class _Ticket:
-    def __init__(self, ledger: _QuotaLedger, key: Key, ttl_s: float) -> None:
+    def __init__(self, ledger: _QuotaLedger, key: Key, ttl_s: float, claim: QuotaClaim | None) -> None:
         self._ledger = ledger
-        self._key = key
+        self.key = key
         self._ttl_s = ttl_s
+        self.claim = claim
         self.metered = 0
 
     def meter(self, chunks: Iterable[bytes], object_limit: int | None) -> Iterator[bytes]:
@@ -565,9 +664,9 @@ class _Ticket:
                     f"object exceeds the {object_limit}-byte object limit "
                     f"(more than {self.metered + len(chunk)} bytes sent)"
                 )
-            self._ledger._reserve(self._key, len(chunk))
+            self._ledger._reserve(self, len(chunk))
             self.metered += len(chunk)
             yield chunk
 
     def commit(self, nbytes: int) -> None:
-        self._ledger._commit(self._key, nbytes, self._ttl_s)
+        self._ledger._commit(self.key, nbytes, self._ttl_s)

@@ -34,10 +34,14 @@ from backends.base import (
     Key,
     NotFound,
     Quota,
+    QuotaClaim,
+    QuotaMedium,
     ServiceInfo,
     Store,
+    Usage,
     ttl_clock,
 )
+from backends.quota_claims import ClaimFiles
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +147,8 @@ class DiskStore(Store):
         now = ttl_clock()
         removed = Footprint()
         for path in self.root.iterdir():
+            if path.name.startswith("."):
+                continue  # quota claims of puts in flight (no stored file starts with ".")
             try:
                 info = path.lstat()
                 if not stat.S_ISREG(info.st_mode) or info.st_mtime > now:
@@ -151,6 +157,7 @@ class DiskStore(Store):
             except FileNotFoundError:
                 continue  # deleted by someone else meanwhile
             removed += Footprint(1, info.st_size)
+        removed += ClaimFiles(self.root).prune()  # quota claims of killed writers
         if removed.objects:
             log.info("disk sweep removed %d files (%d bytes) from %s", removed.objects, removed.bytes, self.root)
         return removed
@@ -158,10 +165,53 @@ class DiskStore(Store):
     def _footprint(self) -> Footprint:
         return walk_footprint(self.root)
 
+    def _quota_medium(self) -> QuotaMedium:
+        return _DiskQuota(self.root)
+
     # ---- helpers ------------------------------------------------------------------
 
     def _path(self, key: Key) -> Path:
         return self.root / f"{key.session_id}{SEPARATOR}{key.kind}"
+
+
+class _DiskQuota(QuotaMedium):
+    """Quotas counted from the directory: files whose expiry stamp is ahead (a file being
+    written carries its write time, so it counts through its claim instead) and claims."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._claims = ClaimFiles(root)
+
+    def claim(self, key: Key) -> QuotaClaim:
+        return self._claims.claim(key.session_id, key.kind)
+
+    def usage(self, key: Key, with_bytes: bool) -> Usage:
+        now = ttl_clock()
+        own = f"{key.session_id}{SEPARATOR}{key.kind}"
+        kinds: set[str] = set()
+        has_file, nbytes = False, 0
+        # Claims first: a put publishes its file before it drops its claim.
+        for claimed in self._claims.live():
+            nbytes += claimed.bytes
+            if claimed.session == key.session_id:
+                kinds.add(claimed.file)
+        for entry in os.scandir(self._root):
+            if entry.name.startswith("."):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or info.st_mtime <= now:
+                continue
+            session, _, kind = entry.name.partition(SEPARATOR)
+            if entry.name == own:
+                has_file = True
+            else:
+                nbytes += info.st_size
+            if session == key.session_id:
+                kinds.add(kind)
+        return Usage(len(kinds), has_file, nbytes if with_bytes else 0)
 
 
 def walk_footprint(root: Path) -> Footprint:

@@ -74,10 +74,14 @@ from backends.base import (
     MiB,
     NotFound,
     Quota,
+    QuotaClaim,
+    QuotaMedium,
     ServiceInfo,
     Store,
+    Usage,
     ttl_clock,
 )
+from backends.quota_claims import ClaimFiles
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +276,7 @@ class EncryptedDiskStore(Store):
                 removed += Footprint(1, info.st_size)
             with contextlib.suppress(OSError):  # only empty directories go
                 directory.rmdir()
+        removed += ClaimFiles(self.root).prune()  # quota claims of killed writers
         if removed.objects:
             log.info("encrypted-disk sweep removed %d files (%d bytes)", removed.objects, removed.bytes)
         return removed
@@ -283,6 +288,9 @@ class EncryptedDiskStore(Store):
                 with contextlib.suppress(FileNotFoundError):
                     total += Footprint(1, os.lstat(os.path.join(directory, name)).st_size)
         return total
+
+    def _quota_medium(self) -> QuotaMedium:
+        return _EncryptedQuota(self.root, self._keys)
 
     # ---- writing ------------------------------------------------------------------
 
@@ -397,6 +405,51 @@ class EncryptedDiskStore(Store):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         return placed
+
+
+class _EncryptedQuota(QuotaMedium):
+    """Quotas counted from the directory tree: unexpired stored files (temp files of puts in
+    flight count through their claims) and claims, all under HMAC names."""
+
+    def __init__(self, root: Path, keys: list[_KeyMaterial]) -> None:
+        self._root = root
+        self._keys = keys
+        self._claims = ClaimFiles(root)
+
+    def claim(self, key: Key) -> QuotaClaim:
+        path = self._keys[0].path(self._root, key)
+        return self._claims.claim(path.parent.name, path.name)
+
+    def usage(self, key: Key, with_bytes: bool) -> Usage:
+        now = ttl_clock()
+        own = {material.path(self._root, key) for material in self._keys}
+        own_dirs = {path.parent for path in own}
+        session = self._keys[0].session_dir(self._root, key.session_id).name
+        names: set[str] = set()
+        has_file, nbytes = False, 0
+        # Claims first: a put publishes its file before it drops its claim.
+        for claimed in self._claims.live():
+            nbytes += claimed.bytes
+            if claimed.session == session:
+                names.add(claimed.file)
+        for directory in _subdirs(self._root) if with_bytes else [d for d in own_dirs if d.is_dir()]:
+            mine = directory in own_dirs
+            for entry in os.scandir(directory):
+                if entry.name.startswith(TEMP_PREFIX):
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISREG(info.st_mode) or info.st_mtime <= now:
+                    continue
+                if mine and directory / entry.name in own:
+                    has_file = True
+                else:
+                    nbytes += info.st_size
+                if mine:
+                    names.add(entry.name)
+        return Usage(len(names), has_file, nbytes if with_bytes else 0)
 
 
 @dataclass(frozen=True)

@@ -77,10 +77,13 @@ from backends.base import (
     MiB,
     NotFound,
     Quota,
+    QuotaClaim,
     QuotaExceeded,
+    QuotaMedium,
     ServiceInfo,
     Store,
     StoreError,
+    Usage,
     ttl_clock,
     validate_key,
 )
@@ -116,6 +119,12 @@ FORM_META = "tempbench-form"
 """The id of the upload form a confirmed direct upload came from."""
 STAGING_MARK = ".upload-"
 """Separates a file's key from a form id in a staging key (no kind contains ".")."""
+CLAIM_MARK = ".claim-"
+"""Starts the name of a quota claim, ``{session}/.claim-{nonce}-{seq}-{bytes}-{expires ms}-
+{kind}``: before every file of its session in a listing ("." sorts before any kind), each
+update after the one it replaces."""
+CLAIM_TTL_S = 900.0
+"""A quota claim not renewed this long belongs to a put that died; it stops counting."""
 DEFAULT_FORM_TTL_S = 300.0
 """Life of a presigned upload form: minutes, not the file's TTL (issue 13)."""
 SSE = "AES256"
@@ -668,16 +677,15 @@ class S3Store(Store):
         limit = self.quota.files_per_session
         if limit is None:
             return
-        keys = {
-            obj["Key"]
-            for obj in self._list_objects(f"{self.prefix}/{key.session_id}/")
-            if STAGING_MARK not in obj["Key"]
-        }
-        if self._key(key) not in keys and len(keys) >= limit:
+        usage = self._quota_medium().usage(key, with_bytes=False)
+        if not usage.has_file and usage.files >= limit:
             raise QuotaExceeded(
-                f"s3: session {key.session_id!r} already has {len(keys)} files "
+                f"s3: session {key.session_id!r} already has {usage.files} files "
                 f"(limit {limit} per session)"
             )
+
+    def _quota_medium(self) -> QuotaMedium:
+        return _BucketQuota(self)
 
     def _list_objects(self, prefix: str) -> Iterator[dict[str, Any]]:
         paginator = self._client.get_paginator("list_objects_v2")
@@ -838,6 +846,80 @@ def _judge(observed: dict[str, dict[str, Any]], emulated: bool) -> tuple[dict[st
 
 
 # ---------------------------------------------------------------------- small helpers
+
+
+class _BucketQuota(QuotaMedium):
+    """Quotas counted from the bucket listing under the prefix: objects, direct uploads
+    waiting for confirmation, and quota claims (empty objects whose key carries the bytes
+    claimed and an expiry, so a listing is enough). Listings carry no metadata: an object
+    past its expiry stamp counts until sweep() deletes it. A total-bytes quota lists the whole
+    prefix at each claim step (claims double, so O(log n) listings per put)."""
+
+    def __init__(self, store: S3Store) -> None:
+        self._store = store
+
+    def claim(self, key: Key) -> QuotaClaim:
+        return _BucketClaim(self._store, key)
+
+    def usage(self, key: Key, with_bytes: bool) -> Usage:
+        store = self._store
+        own = store._key(key)
+        now_ms = ttl_clock() * 1000
+        kinds: set[str] = set()
+        has_file, nbytes = False, 0
+        listed = f"{store.prefix}/" if with_bytes else f"{store.prefix}/{key.session_id}/"
+        for obj in store._list_objects(listed):
+            session, _, name = obj["Key"][len(store.prefix) + 1 :].partition("/")
+            if name.startswith(CLAIM_MARK):
+                fields = name[len(CLAIM_MARK) :].split("-", 4)
+                claimed, expires_ms = (_parse_int(part) for part in fields[2:4]) if len(fields) == 5 else (None, None)
+                if claimed is None or expires_ms is None or expires_ms <= now_ms:
+                    continue  # not a live claim (a dead put's: sweep() deletes it)
+                nbytes += claimed
+                kind = fields[4]
+            elif STAGING_MARK in name:
+                nbytes += int(obj["Size"])  # a direct upload waiting: it occupies the bucket
+                continue
+            else:
+                kind = name
+                if obj["Key"] == own:
+                    has_file = True
+                else:
+                    nbytes += int(obj["Size"])
+            if session == key.session_id:
+                kinds.add(kind)
+        return Usage(len(kinds), has_file, nbytes if with_bytes else 0)
+
+
+class _BucketClaim(QuotaClaim):
+    """A claim object. A listing reads it before its session's files, and its own updates in
+    order, so a put that publishes and then releases is never missed by a racing listing."""
+
+    def __init__(self, store: S3Store, key: Key) -> None:
+        self._store = store
+        self._key = key
+        self._nonce = secrets.token_hex(6)
+        self._seq = 0
+        self._name: str | None = None
+        self.update(0)
+
+    def update(self, nbytes: int) -> None:
+        # The new claim goes up before the old one goes: for a moment both count, which can
+        # only refuse a put, never admit one.
+        expires_at = ttl_clock() + CLAIM_TTL_S
+        self._seq += 1
+        name = (f"{self._store.prefix}/{self._key.session_id}/{CLAIM_MARK}{self._nonce}-"
+                f"{self._seq:08d}-{nbytes}-{int(expires_at * 1000)}-{self._key.kind}")
+        self._store.client.put_object(
+            Bucket=self._store.bucket, Key=name, Body=b"", ServerSideEncryption=SSE,
+            Metadata={EXPIRES_META: _stamp(expires_at)},
+        )
+        self.release()
+        self._name, self.bytes = name, nbytes
+
+    def release(self) -> None:
+        if self._name is not None:
+            self._store.client.delete_object(Bucket=self._store.bucket, Key=self._name)
 
 
 @dataclass(frozen=True)
