@@ -223,11 +223,12 @@ class Store(ABC):
         if not ttl_s > 0:
             raise StoreError(f"ttl_s must be > 0, got {ttl_s!r}")
         limit = self._object_limit()
-        if isinstance(data, bytes | bytearray | memoryview) and limit is not None and len(data) > limit:
+        size = len(data) if isinstance(data, bytes | bytearray | memoryview) else 0  # 0: a stream
+        if limit is not None and size > limit:
             raise QuotaExceeded(f"object of {len(data)} bytes exceeds the {limit}-byte object limit")
         with (
             self._typed_errors(f"put {key.session_id}/{key.kind}"),
-            self._ledger.admit(key, ttl_s) as ticket,
+            self._ledger.admit(key, ttl_s, size) as ticket,
         ):
             chunks = ticket.meter(iter_chunks(data), limit)
             written = self._write(key, chunks, float(ttl_s))
@@ -521,7 +522,8 @@ class QuotaMedium(ABC):
     """
 
     @abstractmethod
-    def claim(self, key: Key) -> QuotaClaim: ...
+    def claim(self, key: Key, nbytes: int) -> QuotaClaim:
+        """Record a put in flight that claims ``nbytes`` to start with."""
 
     @abstractmethod
     def usage(self, key: Key, with_bytes: bool) -> Usage:
@@ -547,16 +549,22 @@ class _QuotaLedger:
         self._in_flight_bytes = 0
 
     @contextmanager
-    def admit(self, key: Key, ttl_s: float) -> Iterator[_Ticket]:
+    def admit(self, key: Key, ttl_s: float, expected: int = 0) -> Iterator[_Ticket]:
+        """Admit a put; ``expected`` is its size when known in advance (0: a stream), which
+        lets a medium claim and check it all at once."""
         if self._quota.files_per_session is None and self._quota.total_bytes is None:
             yield _Ticket(self, key, ttl_s, None)
             return
         medium = self._medium()
         if medium is not None:
+            limit = self._quota.total_bytes if expected else None
             with self._lock:
-                claim = medium.claim(key)
+                claim = medium.claim(key, expected if limit is not None else 0)
                 try:
-                    self._check_files(key, medium.usage(key, with_bytes=False))
+                    usage = medium.usage(key, with_bytes=limit is not None)
+                    self._check_files(key, usage)
+                    if limit is not None and usage.bytes > limit:
+                        raise _bytes_exceeded(limit)
                 except BaseException:
                     claim.release()
                     raise

@@ -182,8 +182,8 @@ class _DiskQuota(QuotaMedium):
         self._root = root
         self._claims = ClaimFiles(root)
 
-    def claim(self, key: Key) -> QuotaClaim:
-        return self._claims.claim(key.session_id, key.kind)
+    def claim(self, key: Key, nbytes: int) -> QuotaClaim:
+        return self._claims.claim(key.session_id, key.kind, nbytes)
 
     def usage(self, key: Key, with_bytes: bool) -> Usage:
         now = ttl_clock()

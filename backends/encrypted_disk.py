@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hmac
 import io
 import logging
@@ -416,9 +417,9 @@ class _EncryptedQuota(QuotaMedium):
         self._keys = keys
         self._claims = ClaimFiles(root)
 
-    def claim(self, key: Key) -> QuotaClaim:
+    def claim(self, key: Key, nbytes: int) -> QuotaClaim:
         path = self._keys[0].path(self._root, key)
-        return self._claims.claim(path.parent.name, path.name)
+        return self._claims.claim(path.parent.name, path.name, nbytes)
 
     def usage(self, key: Key, with_bytes: bool) -> Usage:
         now = ttl_clock()
@@ -475,7 +476,9 @@ class _KeyMaterial:
         name = self._name(b"file\0" + key.session_id.encode() + b"\0" + key.kind.encode())
         return self.session_dir(root, key.session_id) / name
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - materials live as long as their store
     def _name(self, message: bytes) -> str:
+        # Cached: every put and get names its file and session directory several times.
         return hmac.digest(self.name_key, message, "sha256")[:16].hex()
 
 

@@ -39,8 +39,8 @@ class ClaimFiles:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def claim(self, session: str, file: str) -> QuotaClaim:
-        return _FileClaim(self.directory, session, file)
+    def claim(self, session: str, file: str, nbytes: int) -> QuotaClaim:
+        return _FileClaim(self.directory, session, file, nbytes)
 
     def live(self) -> Iterator[Claimed]:
         """The claims of live processes; those of dead ones are deleted on the way."""
@@ -79,12 +79,16 @@ class ClaimFiles:
 
 
 class _FileClaim(QuotaClaim):
-    def __init__(self, directory: Path, session: str, file: str) -> None:
+    def __init__(self, directory: Path, session: str, file: str, nbytes: int) -> None:
         tail = f"{os.getpid()}.{secrets.token_hex(6)}"
         self._path = directory / f"{PREFIX}{session}.{file}.{tail}"
         self._temp = directory / f"{_TEMP}{tail}"
-        self.bytes = 0
-        os.close(os.open(self._path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        fd = os.open(self._path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            os.write(fd, str(nbytes).encode())
+        finally:
+            os.close(fd)
+        self.bytes = nbytes
 
     def update(self, nbytes: int) -> None:
         self._temp.write_bytes(str(nbytes).encode())

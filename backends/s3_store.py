@@ -858,8 +858,8 @@ class _BucketQuota(QuotaMedium):
     def __init__(self, store: S3Store) -> None:
         self._store = store
 
-    def claim(self, key: Key) -> QuotaClaim:
-        return _BucketClaim(self._store, key)
+    def claim(self, key: Key, nbytes: int) -> QuotaClaim:
+        return _BucketClaim(self._store, key, nbytes)
 
     def usage(self, key: Key, with_bytes: bool) -> Usage:
         store = self._store
@@ -895,13 +895,13 @@ class _BucketClaim(QuotaClaim):
     """A claim object. A listing reads it before its session's files, and its own updates in
     order, so a put that publishes and then releases is never missed by a racing listing."""
 
-    def __init__(self, store: S3Store, key: Key) -> None:
+    def __init__(self, store: S3Store, key: Key, nbytes: int) -> None:
         self._store = store
         self._key = key
         self._nonce = secrets.token_hex(6)
         self._seq = 0
         self._name: str | None = None
-        self.update(0)
+        self.update(nbytes)
 
     def update(self, nbytes: int) -> None:
         # The new claim goes up before the old one goes: for a moment both count, which can
