@@ -12,7 +12,9 @@ session id, non-atomic writes (a reader can see a half-written file; a failed ov
 loses the previous version; a sweep can remove a file mid-write, and that put then fails
 with ``Conflict``), and a store that works within one host only. The one thing
 fixed is the key: session ids and kinds are validated (``backends.base``), so a hostile key
-cannot leave the directory, and a failed put deletes its partial file.
+cannot leave the directory, and a failed put deletes its partial file. Quotas are counted from
+the directory and claim files (:mod:`backends.quota_claims`), shared by every instance on one
+root.
 """
 
 from __future__ import annotations

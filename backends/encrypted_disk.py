@@ -5,6 +5,8 @@ the same directory, then ``os.replace``), and expire both on read (``Expired`` b
 sweep) and by :meth:`EncryptedDiskStore.sweep`, which deletes by modification time like the
 review's cron job (each file's mtime is stamped with its expiry time). File and directory
 names are HMACs under a key-derived name key, so the storage directory reveals no session id.
+Quotas are counted from the directory tree and claim files (:mod:`backends.quota_claims`), so
+every instance on one root and a restarted one share them.
 
 Two ciphers (the ``variant`` option):
 
@@ -23,7 +25,7 @@ Two ciphers (the ``variant`` option):
     token sit in memory on put and on read, so this variant caps objects at
     ``FERNET_MAX_BYTES`` by default (the ``quota`` option overrides it).
 
-Both formats start the plaintext with a name record (session id and kind), so a file moved
+Both formats carry a name record (session id and kind) under the cipher, so a file moved
 under another name is refused and :meth:`rotate` can re-file it under a new key without
 knowing the names in advance.
 
