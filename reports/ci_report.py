@@ -10,7 +10,8 @@ job can recompute it anywhere. Two kinds of source:
   over the group's reference median time (1.00: as fast as the raw client; 2.00: twice as
   slow); ``statistic="min"`` uses the fastest round of each instead, which moves less when
   other processes compete for the machine. A strategy's ratio is the median of its groups'
-  ratios.
+  ratios. Benchmarks of role ``peer`` are not rated; each store of their group is printed as
+  a speed ratio to them (peer time / store time).
 - **a tempbench run folder** (``results.csv`` + ``run.json``). Ratios come from the load
   scenario's ``harness_ceiling_ratio`` rows (overhead = 1 / the backend's share of the null
   store's ok ops/s, same run). Correctness gates read the rows: torn reads > 0, corrupt or
@@ -50,6 +51,9 @@ HARNESS_BACKENDS = ("null", "faulty")
 """Harness stores (see ``backends.HARNESS_STORES``): the faulty one corrupts on purpose."""
 
 MARKDOWN_NAME, CHART_NAME, JSON_NAME = "ci-report.md", "ci-report.png", "ci-report.json"
+PEER = "peer"
+"""The ``role`` of a side a store is compared with but not rated against (e.g. raw write +
+AES-256-GCM beside the encrypted store): printed as a speed ratio, never gated."""
 PASS, FAIL, NOT_GATED = "pass", "fail", "not gated"
 
 NativeTtlClaim = Callable[[str], bool | None]
@@ -501,7 +505,11 @@ def _load_benchmarks(path: Path, data: dict[str, Any], statistic: str) -> _Loade
     alone: dict[str, list[str]] = {}
     for group, members in groups.items():
         references = [b for b in members if b.role == "reference"]
-        stores = [b for b in members if b.role != "reference"]
+        peers = [b for b in members if b.role == PEER]
+        stores = [b for b in members if b.role not in ("reference", PEER)]
+        notes += [f"`{group}`: {b.strategy} runs at {p.seconds / b.seconds:.2f}x the speed of "
+                  f"{p.strategy} ({statistic} {_duration(b.seconds)} vs {_duration(p.seconds)})"
+                  for b in stores for p in peers]
         if not stores:
             alone.setdefault(" / ".join(dict.fromkeys(b.strategy for b in references)), []).append(group)
             continue

@@ -332,3 +332,22 @@ def test_security_finding_that_turned_from_pass_to_fail_is_named(tmp_path: Path)
     assert report["failures"] == [
         "encrypted-disk:aesgcm-stream: security finding pass -> fail: permissions: file mode 0644 under umask 022"
     ]
+
+
+def test_peer_sides_are_printed_as_speed_ratios_and_never_rated(tmp_path: Path) -> None:
+    group = "filesystem: put 1 MiB"
+    common = dict(operation="put", size=1024 * 1024, size_label="1 MiB", medium="filesystem",
+                  reference="raw filesystem", service="local filesystem (ext4)", emulated=False)
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"benchmarks": [
+        _entry(group, "raw filesystem", "reference", median_s=0.001, **common),
+        _entry(group, "raw write + AES-256-GCM", "peer", median_s=0.0012, **common),
+        _entry(group, "encrypted-disk:aesgcm-stream", "store", median_s=0.0015, **common),
+    ]}), encoding="utf-8")
+
+    code, _output, report = ci_report(path, "--out", tmp_path / "out")
+
+    assert code == 0
+    assert [f["strategy"] for f in report["figures"]] == ["encrypted-disk:aesgcm-stream"]
+    assert any("encrypted-disk:aesgcm-stream runs at 0.80x the speed of raw write + AES-256-GCM" in n
+               for n in report["notes"])
