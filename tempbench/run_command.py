@@ -248,6 +248,8 @@ def _run_summary(runner: Runner, started: datetime, interrupted: bool) -> dict[s
             "ops_per_s": None,
             "why": f"the {CEILING_BACKEND} store's load scenario did not run in this run",
         },
+        # backend -> operation -> share of the load workers' time outside store calls
+        "harness_share": runner.run_state.get("harness_share", {}),
     }
 
 
