@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from bench_suite import Side, run_case, store_side
+from bench_suite import Side, bench_redis, run_case, store_side
 from peer_sides import (
     DISKCACHE,
     FILESYSTEM_CACHE,
@@ -26,10 +26,7 @@ from peer_sides import (
     redis_cache_side,
 )
 
-from backends import BackendUnavailable, get_store
-from backends.redis_store import RedisStore
-from tempbench.services import ServiceError, resolve_redis
-from tests.conftest import unavailable
+from backends import get_store
 
 OPERATIONS = ("put", "get")
 SIZES = ("256 KiB", "1 MiB", "4 MiB")
@@ -52,17 +49,8 @@ def filesystem_sides(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
 
 @pytest.fixture(scope="module")
 def redis_sides() -> Iterator[dict[str, Side]]:
-    try:
-        service = resolve_redis()
-    except ServiceError as exc:
-        unavailable(f"redis: {exc}")
-    if not service.emulated and not service.detail.get("reachable"):
-        unavailable(f"redis: {service.name}: {service.detail.get('error')}")
     prefix = f"bench-{uuid.uuid4().hex[:12]}"
-    try:
-        store = RedisStore(url=None if service.emulated else service.url, prefix=f"{prefix}:temp_file")
-    except BackendUnavailable as exc:
-        unavailable(str(exc))
+    service, store = bench_redis(prefix)
     built = {"redis": store_side("redis", store, REDIS, close=False),
              REDIS_CACHE: redis_cache_side(service, prefix, REDIS)}
     yield built

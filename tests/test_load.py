@@ -22,9 +22,11 @@ TINY = Workload(name="tiny", sizes=[(64 * KiB, 1.0), (128 * KiB, 1.0)], sessions
 
 
 def _load_rows(factory: StoreFactory, tmp_path: Path, workload: Workload = TINY,
-               **params: object) -> list[Row]:
+               run_state: dict | None = None, **params: object) -> list[Row]:
     ctx = ScenarioContext.standalone(factory, workload, tmp_path / "run", "load", seed=5,
                                      params=params)
+    if run_state is not None:
+        ctx.run_state = run_state
     scenario = LoadScenario()
     try:
         scenario.prepare(ctx)
@@ -164,15 +166,8 @@ def test_null_reads_answer_from_one_shared_buffer_without_allocating_per_read() 
 def test_harness_share_is_measured_per_operation_and_kept_in_run_state(tmp_path: Path) -> None:
     # every store call sleeps 20 ms: the store's part dwarfs the harness's, whatever the machine
     slow = StoreFactory("faulty", {"inner": "null", "stall_rate": 1.0, "stall_s": 0.02})
-    workload = replace(TINY, mix={"upload": 1.0, "download": 1.0})
-    ctx = ScenarioContext.standalone(slow, workload, tmp_path / "run", "load", seed=5)
-    scenario = LoadScenario()
-    try:
-        scenario.prepare(ctx)
-        rows = list(scenario.run(ctx))
-    finally:
-        scenario.cleanup(ctx)
-        ctx.store.close()
+    state: dict = {}
+    rows = _load_rows(slow, tmp_path, replace(TINY, mix={"upload": 1.0, "download": 1.0}), state)
     shares = {r.operation: r for r in rows if r.metric == "harness_share"}
     assert set(shares) == {"upload", "download", "all"}
     for row in shares.values():
@@ -180,6 +175,6 @@ def test_harness_share_is_measured_per_operation_and_kept_in_run_state(tmp_path:
         assert row.params["store_ns"] > 0 and row.params["harness_ns"] >= 0
         assert row.value == pytest.approx(row.params["harness_ns"]
                                           / (row.params["harness_ns"] + row.params["store_ns"]))
-    assert ctx.run_state["harness_share"]["faulty"]["all"] == pytest.approx(shares["all"].value, abs=1e-4)
+    assert state["harness_share"]["faulty"]["all"] == pytest.approx(shares["all"].value, abs=1e-4)
     rate = _value(rows, "upload", "ok", "worker_mb_per_s")
     assert 0 < rate < 64 * KiB * 2 / 1e6 / 0.02  # no faster than a 20 ms call allows
