@@ -45,6 +45,7 @@ with ``--find-max``: ``find_max_offered_rate``, ``find_max_achieved_rate``,
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import itertools
 import logging
@@ -286,8 +287,7 @@ class Payloads:
         self._digests: dict[tuple[int, bool], Any] = {}
         self._sha256: dict[tuple[int, bool], Any] = {}
         for size in self.sizes:
-            body = _ecu_image(size, seed)
-            modified = _ecu_modified(body, seed)
+            body, modified = _bodies(size, seed)
             self.bodies[size], self.modified[size] = body, modified
             for flag, data in ((False, body), (True, modified)):
                 self._digests[(size, flag)] = xxhash.xxh3_128(data)
@@ -785,6 +785,14 @@ def _result_matches(data: bytes, sha256_original: str, sha256_modified: str) -> 
                 and report["modified"]["sha256"] == sha256_modified)
     except (ValueError, KeyError, TypeError):
         return False
+
+
+@functools.lru_cache(maxsize=16)
+def _bodies(size: int, seed: int) -> tuple[bytes, bytes]:
+    """An ECU image of ``size`` and its modified twin, generated once per process: every
+    backend of a run loads the same immutable bodies."""
+    body = _ecu_image(size, seed)
+    return body, _ecu_modified(body, seed)
 
 
 def _ecu_image(size: int, seed: int) -> bytes:
