@@ -292,3 +292,20 @@ def test_flipped_bytes_are_counted_as_corrupt_reads(tmp_path: Path) -> None:
     assert ("download", "corrupt", "service") in bad.histograms
     assert ("download", "ok", "service") in bad.histograms
     assert ("download", "corrupt", "service") not in good.histograms
+
+
+def test_hist_stats_equal_hdrh_percentiles_and_mean() -> None:
+    import random
+
+    from scenarios.core import hist_stats, new_histogram
+
+    for seed in range(8):
+        rng = random.Random(seed)
+        hist = new_histogram()
+        for _ in range(rng.choice([1, 7, 2000])):
+            hist.record_value(max(1, int(rng.lognormvariate(rng.uniform(2, 20), rng.uniform(0.1, 3)))))
+        decoded = HdrHistogram.decode(hist.encode())
+        pcts = [0.0, 50.0, 99.0, 99.9, 100.0]
+        values, mean = hist_stats(decoded, pcts)
+        assert values == {p: decoded.get_value_at_percentile(p) for p in pcts}
+        assert mean == pytest.approx(decoded.get_mean_value(), rel=1e-12)
