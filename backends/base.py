@@ -365,13 +365,19 @@ def iter_chunks(data: Chunk | BinaryIO, size: int = CHUNK_BYTES) -> Iterator[Chu
         yield from _views(memoryview(data), size)
         return
     if isinstance(data, ChunkReader):
-        yield from data.chunks(size)
-        return
-    if not hasattr(data, "read"):
+        held = data.chunks(size)
+
+        def read() -> Chunk:
+            return next(held, b"")
+    elif hasattr(data, "read"):
+
+        def read() -> Chunk:
+            return data.read(size)
+    else:
         raise StoreError(f"data must be bytes or a binary stream, not {type(data).__name__}")
     while True:
         try:
-            piece = data.read(size)
+            piece = read()
         except StoreError:
             raise
         except Exception as exc:

@@ -6,7 +6,14 @@ import io
 
 import pytest
 
-from backends.base import CHUNK_BYTES, ChunkReader, CorruptData, iter_chunks
+from backends.base import (
+    CHUNK_BYTES,
+    BackendUnavailable,
+    ChunkReader,
+    CorruptData,
+    StoreError,
+    iter_chunks,
+)
 from backends.null import NullStore
 
 CHUNKS = [b"abc", b"", b"defgh", b"ij"]
@@ -113,3 +120,14 @@ def test_a_stream_returning_memoryviews_is_passed_on_as_is() -> None:
     pieces = list(iter_chunks(Views()))
     assert b"".join(pieces) == body
     assert all(p.obj is body for p in pieces)
+
+
+def test_a_failing_chunk_source_given_to_put_is_a_source_error_not_the_mediums() -> None:
+    def hung_up():
+        yield b"x" * 10
+        raise ConnectionError("client went away")
+
+    store = NullStore()
+    with pytest.raises(StoreError, match="reading the data stream failed") as caught:
+        store.put("s1", "original", ChunkReader(hung_up()), ttl_s=60)
+    assert not isinstance(caught.value, BackendUnavailable)  # the medium is fine
