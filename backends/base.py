@@ -36,6 +36,9 @@ GiB = 1024 * MiB
 CHUNK_BYTES = 1 * MiB
 """Size of the pieces a put is streamed in; no store holds more than a few of them."""
 
+Chunk = bytes | bytearray | memoryview
+"""What ``_write`` receives: any bytes-like piece (buffer protocol), passed on without a copy."""
+
 SESSION_ID_MAX = 128
 KIND_MAX = 32
 _SESSION_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -203,7 +206,8 @@ class Store(ABC):
     """Base class of every strategy. Subclasses implement the underscore primitives.
 
     Primitives receive validated keys and never see quotas. ``_write`` receives an iterator
-    of byte chunks whose total is not known in advance; it must write atomically (readers
+    of bytes-like chunks (:data:`Chunk`: bytes or memoryview, any size, never copied on the
+    way) whose total is not known in advance; it must write atomically (readers
     see the old file or the new one) and leave nothing behind when the iterator or the
     medium raises.
     """
@@ -217,8 +221,9 @@ class Store(ABC):
 
     # ---- public API -------------------------------------------------------------
 
-    def put(self, session_id: str, kind: str, data: bytes | BinaryIO, ttl_s: float) -> int:
-        """Store ``data`` for ``ttl_s`` seconds; returns the payload bytes stored."""
+    def put(self, session_id: str, kind: str, data: Chunk | BinaryIO, ttl_s: float) -> int:
+        """Store ``data`` (bytes-like or a binary stream) for ``ttl_s`` seconds; returns the
+        payload bytes stored. Nothing is copied on the way to the medium (:func:`iter_chunks`)."""
         key = validate_key(session_id, kind)
         if not ttl_s > 0:
             raise StoreError(f"ttl_s must be > 0, got {ttl_s!r}")
@@ -292,7 +297,7 @@ class Store(ABC):
     # ---- primitives ---------------------------------------------------------------
 
     @abstractmethod
-    def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int: ...
+    def _write(self, key: Key, chunks: Iterator[Chunk], ttl_s: float) -> int: ...
 
     @abstractmethod
     def _open(self, key: Key) -> BinaryIO: ...
@@ -357,22 +362,35 @@ def ttl_clock() -> float:
     return time.time()
 
 
-def iter_chunks(data: bytes | bytearray | memoryview | BinaryIO, size: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """Yield ``data`` in pieces of at most ``size`` bytes (a stream is read lazily)."""
+def iter_chunks(data: Chunk | BinaryIO, size: int = CHUNK_BYTES) -> Iterator[Chunk]:
+    """Yield ``data`` in pieces of at most ``size`` bytes, without copying them.
+
+    A bytes-like payload is cut into views of itself; a stream's ``read(size)`` pieces (bytes,
+    bytearray or memoryview; short reads are fine) are passed on as they are; a
+    :class:`ChunkReader` hands over the chunks it holds. A piece is never written to again
+    while the put runs (the caller's buffer is the caller's), so a store may keep it.
+    """
     if isinstance(data, bytes) and len(data) <= size:
         if data:
-            yield data  # the common case: no copy of a payload that is already one chunk
+            yield data  # the common case: a payload that is already one chunk
         return
     if isinstance(data, bytes | bytearray | memoryview):
-        view = memoryview(data)
-        for start in range(0, len(view), size):
-            yield bytes(view[start : start + size])
+        yield from _views(memoryview(data), size)
         return
-    if not hasattr(data, "read"):
+    if isinstance(data, ChunkReader):
+        held = data.chunks(size)
+
+        def read() -> Chunk:
+            return next(held, b"")
+    elif hasattr(data, "read"):
+
+        def read() -> Chunk:
+            return data.read(size)
+    else:
         raise StoreError(f"data must be bytes or a binary stream, not {type(data).__name__}")
     while True:
         try:
-            piece = data.read(size)
+            piece = read()
         except StoreError:
             raise
         except Exception as exc:
@@ -381,24 +399,35 @@ def iter_chunks(data: bytes | bytearray | memoryview | BinaryIO, size: int = CHU
             raise StoreError(f"reading the data stream failed: {type(exc).__name__}: {exc}") from exc
         if not piece:
             return
-        if not isinstance(piece, bytes | bytearray):
+        if not isinstance(piece, bytes | bytearray | memoryview):
             raise StoreError("data stream must be opened in binary mode")
-        yield bytes(piece)
+        yield piece
+
+
+def _views(view: memoryview, size: int) -> Iterator[memoryview]:
+    """``size``-byte slices of a buffer (cast to plain bytes first: typed arrays count bytes)."""
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")
+    for start in range(0, len(view), size):
+        yield view[start : start + size]
 
 
 class ChunkReader(io.RawIOBase):
-    """A readable binary stream over an iterator of byte chunks, one chunk held at a time.
+    """A readable binary stream over an iterator of bytes-like chunks, one chunk held at a time.
 
     ``read(n)`` returns exactly ``n`` bytes until the end (fewer only at the end, then
-    ``b""``); ``read(-1)`` returns the rest. An error raised by the iterator is raised again
-    by every later read, so a caller that caught it cannot mistake what follows for a clean
-    end of file. ``on_close`` runs once, on the first ``close()`` (release a file handle or a
-    response body).
+    ``b""``); ``read(-1)`` returns the rest. A read that one held ``bytes`` chunk answers
+    whole is that chunk, not a copy. An error raised by the iterator is raised again by every
+    later read, so a caller that caught it cannot mistake what follows for a clean end of
+    file. ``on_close`` runs once, on the first ``close()`` (release a file handle or a
+    response body). Given to a store's ``put``, its chunks are handed over as they are
+    (:meth:`chunks`): a wrapping store streams into the wrapped one without a copy.
     """
 
-    def __init__(self, chunks: Iterable[bytes], on_close: Callable[[], None] | None = None) -> None:
+    def __init__(self, chunks: Iterable[Chunk], on_close: Callable[[], None] | None = None) -> None:
         self._on_close = on_close
         self._chunks = iter(chunks)
+        self._held: Chunk = b""
         self._buffer = memoryview(b"")
         self._error: Exception | None = None
 
@@ -408,30 +437,39 @@ class ChunkReader(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             return self.readall()
-        out = bytearray()
-        while len(out) < size:
-            if not self._buffer:
-                chunk = self._next_chunk()
-                if chunk is None:
-                    break
-                self._buffer = memoryview(chunk)
-                continue
-            take = self._buffer[: size - len(out)]
-            out += take
-            self._buffer = self._buffer[len(take) :]
-        return bytes(out)
+        if not self._buffer and size:
+            self._advance()
+        if len(self._buffer) >= size:  # one chunk answers it (the common case)
+            return self._take(size)
+        parts = [self._take(len(self._buffer))]
+        wanted = size - len(parts[0])
+        while wanted and self._advance():
+            parts.append(self._take(min(wanted, len(self._buffer))))
+            wanted -= len(parts[-1])
+        return b"".join(parts)
 
     def readall(self) -> bytes:
-        parts = [bytes(self._buffer)]
-        self._buffer = memoryview(b"")
-        while (chunk := self._next_chunk()) is not None:
-            parts.append(chunk)
+        parts = [self._take(len(self._buffer))]
+        while self._advance():
+            parts.append(self._take(len(self._buffer)))
         return b"".join(parts)
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+    def chunks(self, size: int = CHUNK_BYTES) -> Iterator[Chunk]:
+        """The rest of the stream as the chunks it holds (sliced to at most ``size``), uncopied."""
+        if self._buffer:
+            rest, self._buffer = self._buffer, memoryview(b"")
+            yield from _views(rest, size)
+        while self._advance():
+            chunk, self._buffer = self._held, memoryview(b"")
+            if len(chunk) <= size:
+                yield chunk
+            else:
+                yield from _views(memoryview(chunk), size)
 
     def close(self) -> None:
         if self.closed:
@@ -442,15 +480,28 @@ class ChunkReader(io.RawIOBase):
         finally:
             super().close()
 
-    def _next_chunk(self) -> bytes | None:
-        """The next chunk, or None at the end."""
+    def _advance(self) -> bool:
+        """Hold the next non-empty chunk; False at the end."""
         if self._error is not None:
             raise self._error
         try:
-            return next(self._chunks, None)
+            while (chunk := next(self._chunks, None)) is not None:
+                if len(chunk):
+                    self._held, self._buffer = chunk, memoryview(chunk)
+                    return True
         except Exception as exc:
             self._error = exc
             raise
+        return False
+
+    def _take(self, n: int) -> bytes:
+        """The next ``n`` held bytes: the held chunk itself when it is bytes taken whole."""
+        if n == len(self._held) and n == len(self._buffer) and isinstance(self._held, bytes):
+            out = self._held
+        else:
+            out = bytes(self._buffer[:n])
+        self._buffer = self._buffer[n:]
+        return out
 
 
 class _TypedReader(io.RawIOBase):
@@ -665,7 +716,7 @@ class _Ticket:
         self.claim = claim
         self.metered = 0
 
-    def meter(self, chunks: Iterable[bytes], object_limit: int | None) -> Iterator[bytes]:
+    def meter(self, chunks: Iterable[Chunk], object_limit: int | None) -> Iterator[Chunk]:
         for chunk in chunks:
             if object_limit is not None and self.metered + len(chunk) > object_limit:
                 raise QuotaExceeded(
