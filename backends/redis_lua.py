@@ -3,8 +3,8 @@ that must be atomic on the server.
 
 Key names, as in the store's docstring: ``{m}`` is a file's manifest (``TB1 <version>
 <chunks> <size>\\n`` and, for small files, the bytes), ``{m}:{version}:{n}`` its chunk
-``n``, ``{m}:_retired`` the set of replaced versions (``"<version> <chunks>"``) whose chunks
-are kept for a grace period, and ``{prefix}:{session}:_kinds`` the session's index. The
+``n``, ``{m}:_retired`` the list, oldest first, of replaced versions (``"<version>
+<chunks>"``) whose chunks are kept for a grace period, and ``{prefix}:{session}:_kinds`` the session's index. The
 scripts compute chunk key names themselves, which a standalone server (or a primary with
 replicas) accepts and Redis Cluster would not.
 """
@@ -14,36 +14,42 @@ from __future__ import annotations
 RETIRED_SUFFIX = "_retired"
 """Suffix of a file's set of replaced versions (kinds start with a letter: no collision)."""
 
-# Shared by the scripts below: keep a replaced version's chunks for ``grace`` ms (never
-# longer than they had left), and note the version in the file's retired set so that a
-# delete removes them at once. Versions whose chunks are gone already leave the set.
-_RETIRE = """
-local function retire(manifest, version, n, grace)
+# Shared by the scripts below. ``unlink_chunks`` removes one version's chunks; ``retire``
+# keeps a replaced version's chunks for ``grace`` ms (never longer than they had left) and
+# appends it to the file's retired list, so that a delete removes them at once. The list
+# keeps the ``keep`` newest versions: older ones, and those whose grace has run out, go.
+_CHUNKS = """
+local function unlink_chunks(manifest, version, n)
+  for i = 0, tonumber(n) - 1 do redis.call('UNLINK', manifest .. ':' .. version .. ':' .. i) end
+end
+"""
+
+_RETIRE = _CHUNKS + """
+local function retire(manifest, version, n, grace, keep)
+  if grace <= 0 or keep <= 0 then return unlink_chunks(manifest, version, n) end
   for i = 0, n - 1 do
     local chunk = manifest .. ':' .. version .. ':' .. i
-    if grace <= 0 then
-      redis.call('UNLINK', chunk)
-    elseif redis.call('PTTL', chunk) > grace then
-      redis.call('PEXPIRE', chunk, grace)
-    end
+    if redis.call('PTTL', chunk) > grace then redis.call('PEXPIRE', chunk, grace) end
   end
-  if grace <= 0 then return end
   local retired = manifest .. ':_retired'
-  for _, member in ipairs(redis.call('SMEMBERS', retired)) do
-    local v = string.match(member, '^(%S+) ')
-    if redis.call('EXISTS', manifest .. ':' .. v .. ':0') == 0 then
-      redis.call('SREM', retired, member)
-    end
-  end
-  redis.call('SADD', retired, version .. ' ' .. n)
+  redis.call('RPUSH', retired, version .. ' ' .. n)
   redis.call('PEXPIRE', retired, grace)
+  while true do
+    local oldest = redis.call('LINDEX', retired, 0)
+    if not oldest then break end
+    local v, on = string.match(oldest, '^(%S+) (%d+)$')
+    local gone = redis.call('EXISTS', manifest .. ':' .. v .. ':0') == 0
+    if not gone and redis.call('LLEN', retired) <= keep then break end
+    unlink_chunks(manifest, v, on)
+    redis.call('LPOP', retired)
+  end
 end
 """
 
 # Publish (or, with mode 'check', only check the quota for) one file.
 # KEYS[1] manifest, KEYS[2] session index.
 # ARGV: mode, kind, files-per-session limit (0: none), manifest key prefix of the session,
-#       ttl_ms, manifest value, version, chunk count, grace_ms.
+#       ttl_ms, manifest value, version, chunk count, grace_ms, replaced versions to keep.
 # Running it twice with the same arguments (a retry after a lost reply) changes nothing more.
 PUBLISH = _RETIRE + """
 local kind, limit, base = ARGV[2], tonumber(ARGV[3]), ARGV[4]
@@ -73,7 +79,7 @@ redis.call('SADD', KEYS[2], kind)
 if redis.call('PTTL', KEYS[2]) < tonumber(ttl) then redis.call('PEXPIRE', KEYS[2], ttl) end
 local ov, on = string.match(old, '^TB1 (%S+) (%d+) ')
 if ov and ov ~= version and tonumber(on) > 0 then
-  retire(KEYS[1], ov, tonumber(on), tonumber(ARGV[9]))
+  retire(KEYS[1], ov, tonumber(on), tonumber(ARGV[9]), tonumber(ARGV[10]))
 end
 return {'ok', 0}
 """
@@ -82,24 +88,21 @@ return {'ok', 0}
 # server shows that version was published (its publish ran, only the reply was lost) -
 # the manifest names it, or it was published and replaced since. Returns 'published' or
 # 'discarded'. KEYS[1] manifest; ARGV: version, chunk count.
-DISCARD = """
-local version, n = ARGV[1], tonumber(ARGV[2])
+DISCARD = _CHUNKS + """
+local version, n = ARGV[1], ARGV[2]
 local head = redis.call('GETRANGE', KEYS[1], 0, 255)
-if string.match(head, '^TB1 (%S+) ') == version
-   or redis.call('SISMEMBER', KEYS[1] .. ':_retired', version .. ' ' .. n) == 1 then
-  return 'published'
+if string.match(head, '^TB1 (%S+) ') == version then return 'published' end
+for _, member in ipairs(redis.call('LRANGE', KEYS[1] .. ':_retired', 0, -1)) do
+  if member == version .. ' ' .. n then return 'published' end
 end
-for i = 0, n - 1 do redis.call('UNLINK', KEYS[1] .. ':' .. version .. ':' .. i) end
+unlink_chunks(KEYS[1], version, n)
 return 'discarded'
 """
 
 # Delete files with their chunks, replaced versions included. KEYS[1] session index;
 # ARGV[1] manifest key prefix of the session; ARGV[2..] kinds to delete (none given:
 # every kind in the index). Returns how many files were removed.
-DELETE = """
-local function unlink_chunks(manifest, version, n)
-  for i = 0, tonumber(n) - 1 do redis.call('UNLINK', manifest .. ':' .. version .. ':' .. i) end
-end
+DELETE = _CHUNKS + """
 local kinds = {}
 if #ARGV > 1 then
   for i = 2, #ARGV do kinds[#kinds + 1] = ARGV[i] end
@@ -116,7 +119,7 @@ for _, kind in ipairs(kinds) do
     redis.call('UNLINK', key)
     removed = removed + 1
   end
-  for _, member in ipairs(redis.call('SMEMBERS', key .. ':_retired')) do
+  for _, member in ipairs(redis.call('LRANGE', key .. ':_retired', 0, -1)) do
     local v, n = string.match(member, '^(%S+) (%d+)$')
     unlink_chunks(key, v, n)
   end

@@ -15,9 +15,10 @@ Every key carries a TTL (``SET ... PX``): Redis itself ends the data. A large fi
 visible only when one Lua script (:mod:`backends.redis_lua`) checks the quota, aligns the
 TTL of all its chunks with the manifest's and swaps the manifest, atomically — so a reader
 sees the old file or the new one, never a mix, and two app instances cannot overshoot the
-per-session file limit together. The replaced version's chunks stay readable for
-``grace_s`` (bounded by their own TTL, counted in the footprint), so a reader that started
-on it finishes with its bytes instead of starting over. Chunking also keeps every value far
+per-session file limit together. A replaced version's chunks stay readable for
+``grace_s`` (bounded by their own TTL, at most ``GRACE_VERSIONS`` versions per file,
+counted in the footprint), so a reader that started on it finishes with its bytes instead
+of starting over. Chunking also keeps every value far
 below Redis's 512 MiB per-value limit (``proto-max-bulk-len``).
 
 A put whose reply is lost (a timeout after the server ran the publish) is retried once on
@@ -45,8 +46,9 @@ from dataclasses import dataclass
 from typing import BinaryIO, TypeAlias
 
 import redis
+from redis._parsers import Encoder
 from redis.backoff import NoBackoff
-from redis.connection import DefaultParser
+from redis.connection import DefaultParser, PythonRespSerializer
 from redis.retry import Retry
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -86,17 +88,32 @@ INLINE_BYTES = 32 * KiB
 go to chunk keys with plain SETs: the publish script receives its arguments as Lua strings,
 a copy whose cost grows with the value, while SET of a large value is not copied."""
 
-_PIPELINE_CHUNKS = 4
-"""Chunks sent per round trip while a large file streams in: fewer round trips, and memory
-still bounded (this many chunks, whatever the file's size)."""
+CHUNK_BYTES = 4 * MiB
+"""Default size of chunk keys. Measured (benchmarks/test_redis_store.py): a file of up to
+one chunk is read back as one value, as raw ``GET`` returns it; with the base's 1 MiB
+pieces as chunks a 4 MiB get also paid for joining four replies. Writing costs one copy
+to assemble a chunk from pieces, which the zero-copy sending of values more than repays."""
+
+_PIPELINE_BYTES = 4 * MiB
+"""Chunk bytes sent per round trip while a large file streams in: fewer round trips, and
+memory still bounded (about this much, plus one chunk, whatever the file's size)."""
 
 _READ_ATTEMPTS = 5
-"""How often ``get`` starts again when the version it began on is gone (replaced longer
-than ``grace_s`` ago while it was being read)."""
+"""How often ``get`` starts again when the version it began on is gone (see
+:data:`GRACE_VERSIONS`)."""
 
 GRACE_S = 10.0
 """Default time a replaced version's chunks stay readable, so a reader that started on it
 finishes with its bytes (never longer than that version's own TTL; counted in footprint)."""
+
+GRACE_VERSIONS = 8
+"""Replaced versions kept per file at most, whatever their grace left: memory for a file
+overwritten in a loop stays bounded (this many extra copies), and a reader fails only if
+the file is replaced more often than that while it reads."""
+
+_BEYOND_GRACE = (
+    f"more than {GRACE_VERSIONS} times or longer ago than the grace period (grace_s) allows"
+)
 
 
 class RedisStore(Store):
@@ -108,7 +125,8 @@ class RedisStore(Store):
     in the manifest itself; default ``INLINE_BYTES`` or ``chunk_bytes`` if smaller);
     ``socket_timeout`` in seconds: an unreachable or frozen server raises
     ``BackendUnavailable`` within it (twice it, after the one retry) instead of hanging;
-    ``grace_s``: how long a replaced version stays readable (0: dropped at once);
+    ``grace_s``: how long a replaced version stays readable (0: dropped at once; the
+    ``GRACE_VERSIONS`` newest replaced versions at most);
     ``parser``: ``auto`` (hiredis if installed), ``hiredis`` or ``python``, for a client
     this store builds.
     """
@@ -136,7 +154,7 @@ class RedisStore(Store):
         url: str | None = None,
         client: redis.Redis | None = None,
         prefix: str = "temp_file",
-        chunk_bytes: int = 1 * MiB,
+        chunk_bytes: int = CHUNK_BYTES,
         socket_timeout: float = 2.0,
         quota: Quota | None = None,
         inline_bytes: int | None = None,
@@ -155,6 +173,7 @@ class RedisStore(Store):
             raise ValueError(f"prefix {prefix!r} must be non-empty and free of glob characters")
         self.prefix = prefix
         self.chunk_bytes = chunk_bytes
+        self._pipeline_chunks = max(1, _PIPELINE_BYTES // chunk_bytes)
         self.socket_timeout = socket_timeout
         if not grace_s >= 0:
             raise ValueError(f"grace_s must be >= 0, got {grace_s!r}")
@@ -181,9 +200,9 @@ class RedisStore(Store):
                 retry=Retry(
                     NoBackoff(), 1, supported_errors=(redis.ConnectionError, redis.TimeoutError)
                 ),
-                **_parser_option(parser),
+                **_client_options(parser),
             )
-        self.parser = _parser_name(self._client, self._service.emulated)
+        self.parser = parser_name(self._client, self._service.emulated)
         # Pipelined with the chunk SETs, so called by SHA (a Script object in a pipeline
         # would ask SCRIPT EXISTS first, one more round trip per put).
         self._publish_sha = self._client.register_script(redis_lua.PUBLISH).sha
@@ -242,13 +261,13 @@ class RedisStore(Store):
         manifest = self._manifest_key(key)
         count = 0
         size = 0
-        batch: list[tuple[str, Buffer]] = []  # chunks not sent yet, at most _PIPELINE_CHUNKS
+        batch: list[tuple[str, Buffer]] = []  # chunks not sent yet, at most _pipeline_chunks
         try:
             for piece in itertools.chain((first,) if second is None else (first, second), pieces):
                 batch.append((f"{manifest}:{version}:{count}", piece))
                 count += 1
                 size += len(piece)
-                if len(batch) > _PIPELINE_CHUNKS:  # keep the newest for the publish trip
+                if len(batch) > self._pipeline_chunks:  # keep the newest for the publish trip
                     self._send_chunks(batch[:-1], ttl_ms)
                     batch = batch[-1:]
             header = _header(version, count, size)
@@ -266,7 +285,7 @@ class RedisStore(Store):
         head, body = self._read_manifest(key)
         if head.chunks == 0:
             return io.BytesIO(body)
-        return ChunkReader(self._stream_chunks(key, head))  # one chunk in memory at most
+        return ChunkReader(self._stream_chunks(key, head))  # a few MiB in memory at most
 
     def _read_all(self, key: Key) -> bytes:
         for _ in range(_READ_ATTEMPTS):
@@ -274,21 +293,15 @@ class RedisStore(Store):
             if head.chunks == 0:
                 return body
             try:
-                pieces = [
-                    piece
-                    for first in range(0, head.chunks, _PIPELINE_CHUNKS)
-                    for piece in self._fetch_chunks(
-                        key, head, range(first, min(first + _PIPELINE_CHUNKS, head.chunks))
-                    )
-                ]
+                pieces = [piece for batch in self._chunk_batches(key, head) for piece in batch]
             except _Replaced:
                 continue  # nothing returned yet: read the new version from the start
             data = b"".join(pieces)  # one piece: returned as it is, no copy
             _check_size(key, head, len(data))
             return data
         raise StoreError(
-            f"redis: {key.session_id}/{key.kind} was replaced {_READ_ATTEMPTS} times while "
-            f"being read, each time longer than the {self.grace_s} s grace period ago"
+            f"redis: {key.session_id}/{key.kind} was replaced while being read "
+            f"{_READ_ATTEMPTS} times in a row, each time {_BEYOND_GRACE}"
         )
 
     def _delete(self, key: Key) -> bool:
@@ -371,7 +384,7 @@ class RedisStore(Store):
         limit = self.quota.files_per_session or 0
         keys = [self._manifest_key(key), self._index_key(key.session_id)]
         args = [mode, key.kind, limit, self._session_base(key.session_id), ttl_ms, value, version,
-                chunks, round(self.grace_s * 1000)]
+                chunks, round(self.grace_s * 1000), GRACE_VERSIONS]
         for _ in range(2):
             pipe = self._client.pipeline(transaction=False)
             for name, piece in chunks_first:
@@ -434,22 +447,31 @@ class RedisStore(Store):
         return head, body
 
     def _stream_chunks(self, key: Key, head: _Header) -> Iterator[bytes]:
-        """The chunks of one version, fetched one at a time, then a check of their total."""
+        """The chunks of one version, a round trip's worth at a time (about
+        ``_PIPELINE_BYTES`` in memory), then a check of their total."""
         seen = 0
-        for n in range(head.chunks):
+        batches = self._chunk_batches(key, head)
+        while True:
             try:
-                (piece,) = self._fetch_chunks(key, head, range(n, n + 1))
+                batch = next(batches, None)
             except _Replaced:
                 # Part of the old version may be returned already: the reader cannot restart.
                 # The file exists (a newer version), so this is no NotFound.
                 raise StoreError(
-                    f"redis: {key.session_id}/{key.kind} was replaced while being read, more "
-                    f"than the {self.grace_s} s grace period ago; open it again for the new "
-                    "version"
+                    f"redis: {key.session_id}/{key.kind} was replaced while being read, "
+                    f"{_BEYOND_GRACE}; open it again for the new version"
                 ) from None
-            seen += len(piece)
-            yield piece
+            if batch is None:
+                break
+            for piece in batch:
+                seen += len(piece)
+                yield piece
         _check_size(key, head, seen)
+
+    def _chunk_batches(self, key: Key, head: _Header) -> Iterator[list[bytes]]:
+        """The chunks of one version, ``_pipeline_chunks`` per round trip."""
+        for first in range(0, head.chunks, self._pipeline_chunks):
+            yield self._fetch_chunks(key, head, range(first, min(first + self._pipeline_chunks, head.chunks)))
 
     def _fetch_chunks(self, key: Key, head: _Header, numbers: range) -> list[bytes]:
         """Chunks ``numbers`` of one version, in one round trip."""
@@ -500,12 +522,14 @@ class RedisStore(Store):
         pipe = self._client.pipeline(transaction=False)
         if self._service.emulated:
             for name in names:
-                if name.endswith((INDEX_SUFFIX, redis_lua.RETIRED_SUFFIX)):  # sets
+                if name.endswith(INDEX_SUFFIX):  # a set
                     pipe.smembers(name)
+                elif name.endswith(redis_lua.RETIRED_SUFFIX):  # a list
+                    pipe.lrange(name, 0, -1)
                 else:
                     pipe.strlen(name)
             sizes = pipe.execute()
-            return [sum(map(len, s)) if isinstance(s, set) else int(s or 0) for s in sizes]
+            return [sum(map(len, s)) if isinstance(s, set | list) else int(s or 0) for s in sizes]
         for name in names:
             pipe.memory_usage(name, samples=0)
         return [int(n or 0) for n in pipe.execute()]  # None: the key expired meanwhile
@@ -551,47 +575,68 @@ class _Replaced(Exception):
 def _rechunk(chunks: Iterable[Buffer], size: int) -> Iterator[Buffer]:
     """Re-cut a byte stream into pieces of exactly ``size`` bytes (the last may be shorter).
 
-    Pieces are views of the chunks received wherever a whole piece lies in one chunk (the
-    common case: the base cuts 1 MiB pieces, the default ``chunk_bytes``); only pieces that
-    straddle two chunks are copied. redis-py sends views without copying them.
+    A piece that lies within one chunk received is a view of it (no copy: redis-py sends
+    views as they are); only a piece assembled from several chunks is copied, once, into a
+    buffer of its final size.
     """
-    pending = bytearray()  # the start of a piece that straddles chunks
+    held: memoryview | None = None  # the start of a piece, not copied until more comes
+    buf: bytearray | None = None  # a piece being assembled
+    filled = 0
     for chunk in chunks:
         view = memoryview(chunk).cast("B")
-        if pending:
-            take = min(size - len(pending), len(view))
-            pending += view[:take]
+        if held is not None:  # more data after it: assemble the piece
+            buf = bytearray(size)
+            buf[: len(held)] = held
+            filled, held = len(held), None
+        if buf is not None:
+            take = min(size - filled, len(view))
+            buf[filled : filled + take] = view[:take]
+            filled += take
             view = view[take:]
-            if len(pending) < size:
+            if filled < size:
                 continue
-            yield pending
-            pending = bytearray()
+            yield buf
+            buf = None
         while len(view) >= size:
             yield view[:size]
             view = view[size:]
-        pending += view
-    if pending:
-        yield pending
+        held = view if len(view) else None
+    if held is not None:
+        yield held
+    elif buf is not None:
+        yield memoryview(buf)[:filled]
 
 
 _PARSERS = ("auto", "hiredis", "python")
 
+_BUFFER_CUTOFF = 6000
+"""Arguments above this many bytes are sent as they are, not joined (redis-py's default)."""
 
-def _parser_option(parser: str) -> dict[str, type]:
-    """redis-py's ``parser_class`` keyword for ``parser`` (none for ``auto``: its default)."""
+
+def _client_options(parser: str) -> dict[str, object]:
+    """redis-py keywords for a client this store builds: the reply parser (``parser_class``,
+    none for ``auto``: redis-py's default) and the command packer.
+
+    The packer is always redis-py's Python one: it hands a large value (or a view of one) to
+    the socket as it is, where hiredis's packer - redis-py's default when hiredis is
+    installed - first copies every argument into one buffer (a view twice).
+    """
+    options: dict[str, object] = {
+        "command_packer": PythonRespSerializer(_BUFFER_CUTOFF, Encoder("utf-8", "strict", False).encode)
+    }
     if parser == "python":
-        return {"parser_class": redis.connection._RESP2Parser}
-    if parser == "hiredis":
+        options["parser_class"] = redis.connection._RESP2Parser
+    elif parser == "hiredis":
         if not HIREDIS_AVAILABLE:
             raise BackendUnavailable(
                 "redis: parser 'hiredis' asked for but hiredis is not installed "
                 "(pip install 'tempbench[fast]')"
             )
-        return {"parser_class": redis.connection._HiredisParser}
-    return {}
+        options["parser_class"] = redis.connection._HiredisParser
+    return options
 
 
-def _parser_name(client: redis.Redis, emulated: bool) -> str:
+def parser_name(client: redis.Redis, emulated: bool) -> str:
     """Which reply parser serves ``client``: ``hiredis 3.5.0`` or redis-py's own."""
     if emulated:
         return "fakeredis in-process (no reply parser)"

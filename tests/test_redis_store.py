@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+from redis.utils import HIREDIS_AVAILABLE
 
 from backends import (
     BackendUnavailable,
@@ -22,7 +23,7 @@ from backends import (
     StorageFull,
     StoreError,
 )
-from backends.redis_store import RedisStore
+from backends.redis_store import GRACE_VERSIONS, RedisStore, _rechunk
 from tempbench import services
 from tests.conftest import build_redis_store, unavailable
 from tests.reply_dropping_proxy import ReplyDroppingProxy
@@ -127,6 +128,14 @@ def test_without_grace_the_replaced_version_goes_at_once(request, raw) -> None:
     store.put("s1", "original", os.urandom(3 * 16 * KiB), ttl_s=60)
     store.put("s1", "original", os.urandom(2 * 16 * KiB), ttl_s=60)
     assert len(keys_of(raw, store)) == 4  # index, manifest, two chunks of the new version
+
+
+def test_a_file_overwritten_in_a_loop_keeps_a_bounded_number_of_replaced_versions(store, raw) -> None:
+    for _ in range(GRACE_VERSIONS + 5):
+        store.put("s1", "original", os.urandom(2 * 16 * KiB), ttl_s=60)
+    assert store.footprint().objects == 1 + GRACE_VERSIONS  # the file and its kept versions
+    chunk_keys = [k for k in keys_of(raw, store) if k.count(":") == store.prefix.count(":") + 4]
+    assert len(chunk_keys) == 2 * (1 + GRACE_VERSIONS)
 
 
 def test_delete_removes_replaced_versions_in_their_grace_period(store, raw) -> None:
@@ -360,6 +369,39 @@ def test_service_records_eviction_policy_and_persistence(store) -> None:
     assert info.name.startswith("redis-server ")
     for setting in ("maxmemory", "maxmemory_policy", "save", "appendonly"):
         assert setting in info.detail
+
+
+def test_service_names_the_reply_parser_that_serves_it(request) -> None:
+    auto = build_redis_store(request)
+    python = build_redis_store(request, parser="python", chunk_bytes=16 * KiB)
+    expected = "hiredis " if HIREDIS_AVAILABLE else "redis-py "
+    assert auto.service().detail["parser"].startswith(expected)
+    assert auto.service().name.endswith(f"via {auto.service().detail['parser']}")
+    assert python.service().detail["parser"].endswith("Python parser")
+    data = os.urandom(40 * KiB)
+    python.put("s1", "original", data, ttl_s=60)
+    assert python.get("s1", "original") == data
+
+
+@pytest.mark.parametrize("options", [
+    {"parser": "cython"}, {"grace_s": -1}, {"grace_s": float("nan")},
+    {"parser": "python", "client": "a client"},
+], ids=["unknown-parser", "negative-grace", "nan-grace", "parser-with-client"])
+def test_bad_options_are_refused(options: dict) -> None:
+    with pytest.raises(ValueError):
+        RedisStore(**options)
+
+
+def test_views_of_the_callers_bytes_are_sent_without_copies(store) -> None:
+    data = bytearray(os.urandom(5 * 16 * KiB + 123))
+    pieces = list(_rechunk([memoryview(data)], 16 * KiB))
+    assert all(isinstance(p, memoryview) and p.obj is data for p in pieces)
+    assert b"".join(pieces) == data
+    straddling = list(_rechunk([data[:100], data[100:]], 16 * KiB))  # one copy per piece
+    assert b"".join(straddling) == data and all(len(p) == 16 * KiB for p in straddling[:-1])
+    for payload in (data, memoryview(data), bytes(data)):
+        store.put("s1", "original", payload, ttl_s=60)
+        assert store.get("s1", "original") == data
 
 
 def test_stopped_server_raises_backend_unavailable_then_recovers(own_server) -> None:
