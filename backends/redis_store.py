@@ -7,6 +7,9 @@ Key scheme (the review's ``temp_file:{session}:{kind}``, with ``prefix`` = ``tem
   bytes themselves (one key per file);
 - ``{prefix}:{session}:{kind}:{version}:{n}`` — chunk ``n`` of a larger file, written under a
   fresh random ``version`` while the upload streams in;
+- ``{prefix}:{session}:{kind}:_head`` — chunk 0 of the published version, renamed there on
+  publish, so that one ``MGET`` reads the manifest and it (a file of up to ``chunk_bytes``
+  costs one round trip, like a raw ``GET``);
 - ``{prefix}:{session}:{kind}:_retired`` — replaced versions whose chunks are still kept;
 - ``{prefix}:{session}:_kinds`` — the session's index (a set of kinds) for
   ``delete_session`` and the server-side files-per-session quota.
@@ -18,8 +21,8 @@ sees the old file or the new one, never a mix, and two app instances cannot over
 per-session file limit together. A replaced version's chunks stay readable for
 ``grace_s`` (bounded by their own TTL, at most ``GRACE_VERSIONS`` versions per file,
 counted in the footprint), so a reader that started on it finishes with its bytes instead
-of starting over. Chunking also keeps every value far
-below Redis's 512 MiB per-value limit (``proto-max-bulk-len``).
+of starting over. Chunking also keeps every value far below Redis's 512 MiB per-value
+limit (``proto-max-bulk-len``).
 
 A put whose reply is lost (a timeout after the server ran the publish) is retried once on
 a fresh connection; the publish is idempotent. The chunks of a failed put are removed by a
@@ -36,7 +39,6 @@ store promises; a chunk evicted under an ``allkeys-*``/``volatile-*`` policy is 
 
 from __future__ import annotations
 
-import importlib.metadata
 import io
 import itertools
 import logging
@@ -46,11 +48,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, TypeAlias
 
 import redis
-from redis._parsers import Encoder
 from redis.backoff import NoBackoff
-from redis.connection import DefaultParser, PythonRespSerializer
 from redis.retry import Retry
-from redis.utils import HIREDIS_AVAILABLE
 
 from backends import redis_lua
 from backends.base import (
@@ -70,6 +69,7 @@ from backends.base import (
     Store,
     StoreError,
 )
+from backends.redis_client import PARSERS, client_options, parser_name
 from tempbench.services import RedisService, ServiceError, describe_redis_client, resolve_redis
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,8 @@ class RedisStore(Store):
         if not grace_s >= 0:
             raise ValueError(f"grace_s must be >= 0, got {grace_s!r}")
         self.grace_s = grace_s
-        if parser not in _PARSERS:
-            raise ValueError(f"parser must be one of {', '.join(_PARSERS)}, got {parser!r}")
+        if parser not in PARSERS:
+            raise ValueError(f"parser must be one of {', '.join(PARSERS)}, got {parser!r}")
         if client is not None and parser != "auto":
             raise ValueError("parser applies to a client the store builds, not to client=")
         self._owns_client = client is None
@@ -200,7 +200,7 @@ class RedisStore(Store):
                 retry=Retry(
                     NoBackoff(), 1, supported_errors=(redis.ConnectionError, redis.TimeoutError)
                 ),
-                **_client_options(parser),
+                **client_options(parser),
             )
         self.parser = parser_name(self._client, self._service.emulated)
         # Pipelined with the chunk SETs, so called by SHA (a Script object in a pipeline
@@ -282,18 +282,18 @@ class RedisStore(Store):
         return size
 
     def _open(self, key: Key) -> BinaryIO:
-        head, body = self._read_manifest(key)
+        head, body, first = self._read_manifest(key)
         if head.chunks == 0:
             return io.BytesIO(body)
-        return ChunkReader(self._stream_chunks(key, head))  # a few MiB in memory at most
+        return ChunkReader(self._stream_chunks(key, head, first))  # a few MiB in memory at most
 
     def _read_all(self, key: Key) -> bytes:
         for _ in range(_READ_ATTEMPTS):
-            head, body = self._read_manifest(key)
+            head, body, first = self._read_manifest(key)
             if head.chunks == 0:
                 return body
             try:
-                pieces = [piece for batch in self._chunk_batches(key, head) for piece in batch]
+                pieces = [first, *(piece for batch in self._chunk_batches(key, head) for piece in batch)]
             except _Replaced:
                 continue  # nothing returned yet: read the new version from the start
             data = b"".join(pieces)  # one piece: returned as it is, no copy
@@ -431,8 +431,11 @@ class RedisStore(Store):
             )
             return None
 
-    def _read_manifest(self, key: Key) -> tuple[_Header, bytes]:
-        value = self._client.get(self._manifest_key(key))
+    def _read_manifest(self, key: Key) -> tuple[_Header, bytes, bytes]:
+        """(header, inline bytes, first chunk) of the published version, in one round trip:
+        one ``MGET`` of the manifest and its head key, atomic, so the two always match."""
+        manifest = self._manifest_key(key)
+        value, first = self._client.mget(manifest, f"{manifest}:{redis_lua.HEAD_SUFFIX}")
         if value is None:
             raise NotFound(
                 f"redis: nothing stored for {key.session_id}/{key.kind} (never stored, "
@@ -444,12 +447,15 @@ class RedisStore(Store):
         body = value[head.length :]
         if head.chunks == 0:
             _check_size(key, head, len(body))
-        return head, body
+        elif first is None:
+            raise self._chunk_missing(key, 0)
+        return head, body, first
 
-    def _stream_chunks(self, key: Key, head: _Header) -> Iterator[bytes]:
-        """The chunks of one version, a round trip's worth at a time (about
+    def _stream_chunks(self, key: Key, head: _Header, first: bytes) -> Iterator[bytes]:
+        """The chunks of one version, ``first`` then a round trip's worth at a time (about
         ``_PIPELINE_BYTES`` in memory), then a check of their total."""
-        seen = 0
+        seen = len(first)
+        yield first
         batches = self._chunk_batches(key, head)
         while True:
             try:
@@ -469,8 +475,8 @@ class RedisStore(Store):
         _check_size(key, head, seen)
 
     def _chunk_batches(self, key: Key, head: _Header) -> Iterator[list[bytes]]:
-        """The chunks of one version, ``_pipeline_chunks`` per round trip."""
-        for first in range(0, head.chunks, self._pipeline_chunks):
+        """The chunks of one version after the first, ``_pipeline_chunks`` per round trip."""
+        for first in range(1, head.chunks, self._pipeline_chunks):
             yield self._fetch_chunks(key, head, range(first, min(first + self._pipeline_chunks, head.chunks)))
 
     def _fetch_chunks(self, key: Key, head: _Header, numbers: range) -> list[bytes]:
@@ -498,7 +504,10 @@ class RedisStore(Store):
             )
         if now.version != head.version:
             raise _Replaced()
-        raise CorruptData(
+        raise self._chunk_missing(key, n)
+
+    def _chunk_missing(self, key: Key, n: int) -> CorruptData:
+        return CorruptData(
             f"redis: chunk {n} of {key.session_id}/{key.kind} is missing while its manifest "
             f"is present (removed by another client, or evicted: maxmemory-policy "
             f"{self._service.detail.get('maxmemory_policy', 'unknown')})"
@@ -522,7 +531,7 @@ class RedisStore(Store):
         pipe = self._client.pipeline(transaction=False)
         if self._service.emulated:
             for name in names:
-                if name.endswith(INDEX_SUFFIX):  # a set
+                if name.endswith(INDEX_SUFFIX):  # a set (a head key is a string)
                     pipe.smembers(name)
                 elif name.endswith(redis_lua.RETIRED_SUFFIX):  # a list
                     pipe.lrange(name, 0, -1)
@@ -605,45 +614,6 @@ def _rechunk(chunks: Iterable[Buffer], size: int) -> Iterator[Buffer]:
         yield held
     elif buf is not None:
         yield memoryview(buf)[:filled]
-
-
-_PARSERS = ("auto", "hiredis", "python")
-
-_BUFFER_CUTOFF = 6000
-"""Arguments above this many bytes are sent as they are, not joined (redis-py's default)."""
-
-
-def _client_options(parser: str) -> dict[str, object]:
-    """redis-py keywords for a client this store builds: the reply parser (``parser_class``,
-    none for ``auto``: redis-py's default) and the command packer.
-
-    The packer is always redis-py's Python one: it hands a large value (or a view of one) to
-    the socket as it is, where hiredis's packer - redis-py's default when hiredis is
-    installed - first copies every argument into one buffer (a view twice).
-    """
-    options: dict[str, object] = {
-        "command_packer": PythonRespSerializer(_BUFFER_CUTOFF, Encoder("utf-8", "strict", False).encode)
-    }
-    if parser == "python":
-        options["parser_class"] = redis.connection._RESP2Parser
-    elif parser == "hiredis":
-        if not HIREDIS_AVAILABLE:
-            raise BackendUnavailable(
-                "redis: parser 'hiredis' asked for but hiredis is not installed "
-                "(pip install 'tempbench[fast]')"
-            )
-        options["parser_class"] = redis.connection._HiredisParser
-    return options
-
-
-def parser_name(client: redis.Redis, emulated: bool) -> str:
-    """Which reply parser serves ``client``: ``hiredis 3.5.0`` or redis-py's own."""
-    if emulated:
-        return "fakeredis in-process (no reply parser)"
-    chosen = client.connection_pool.connection_kwargs.get("parser_class", DefaultParser)
-    if chosen is redis.connection._HiredisParser:
-        return f"hiredis {importlib.metadata.version('hiredis')}"
-    return f"redis-py {redis.__version__} Python parser"
 
 
 def _batched(items: Iterable, n: int) -> Iterator[list]:

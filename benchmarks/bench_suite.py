@@ -40,7 +40,7 @@ import pytest
 
 from backends import Expired, NotFound, QuotaExceeded, Store
 from backends.base import KiB, MiB
-from backends.redis_store import parser_name
+from backends.redis_client import parser_name
 from tempbench.ecu import generate_ecu, modify_ecu
 from tempbench.processing import (
     RESULT_KIND,

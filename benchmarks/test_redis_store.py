@@ -35,7 +35,8 @@ import redis
 from redis.utils import HIREDIS_AVAILABLE
 
 from backends.base import BackendUnavailable, MiB
-from backends.redis_store import RedisStore, parser_name
+from backends.redis_client import parser_name
+from backends.redis_store import RedisStore
 from tempbench.services import RedisService, ServiceError, resolve_redis
 from tests.conftest import unavailable
 

@@ -70,7 +70,8 @@ def test_large_file_round_trips_through_chunk_keys_and_streams(store, raw) -> No
     data = os.urandom(5 * 16 * KiB + 123)
     assert store.put("s1", "original", io.BytesIO(data), ttl_s=60) == len(data)
     chunk_keys = [k for k in keys_of(raw, store) if k.count(":") == store.prefix.count(":") + 4]
-    assert len(chunk_keys) == 6
+    assert len(chunk_keys) == 5  # the sixth, chunk 0, is the head key read with the manifest
+    assert raw.strlen(f"{store.prefix}:s1:original:_head") == 16 * KiB
     assert store.get("s1", "original") == data
     with store.open("s1", "original") as stream:
         pieces = iter(lambda: stream.read(10 * KiB), b"")
@@ -106,12 +107,14 @@ def test_overwrite_keeps_the_replaced_version_for_its_grace_period_only(request,
     store.put("s1", "original", new, ttl_s=60)
     assert start + stream.read() == old  # finishes with the old bytes, never a mix
     assert store.get("s1", "original") == new
-    kept = before - {f"{store.prefix}:s1:_kinds", f"{store.prefix}:s1:original"}
+    base = f"{store.prefix}:s1"
+    kept = before - {f"{base}:_kinds", f"{base}:original", f"{base}:original:_head"}
+    assert len(kept) == 2  # chunks 1 and 2; chunk 0 came with the manifest
     assert all(0 < raw.pttl(k) <= 500 for k in kept)  # readable for the grace period only
     assert store.footprint().objects == 2  # the replaced version counts while it is kept
     time.sleep(0.6)
     after = set(keys_of(raw, store))
-    assert len(after) == 4 and not kept & after  # index, manifest, two chunks of the new one
+    assert len(after) == 4 and not kept & after  # index, manifest, head and chunk 1 of the new
     assert store.footprint().objects == 1
 
 
@@ -120,14 +123,14 @@ def test_grace_period_never_outlives_the_replaced_versions_ttl(request, raw) -> 
     store.put("s1", "original", os.urandom(3 * 16 * KiB), ttl_s=0.4)
     old_chunks = [k for k in keys_of(raw, store) if k.count(":") == store.prefix.count(":") + 4]
     store.put("s1", "original", os.urandom(3 * 16 * KiB), ttl_s=60)
-    assert len(old_chunks) == 3 and all(0 < raw.pttl(k) <= 400 for k in old_chunks)
+    assert len(old_chunks) == 2 and all(0 < raw.pttl(k) <= 400 for k in old_chunks)
 
 
 def test_without_grace_the_replaced_version_goes_at_once(request, raw) -> None:
     store = build_redis_store(request, chunk_bytes=16 * KiB, grace_s=0)
     store.put("s1", "original", os.urandom(3 * 16 * KiB), ttl_s=60)
     store.put("s1", "original", os.urandom(2 * 16 * KiB), ttl_s=60)
-    assert len(keys_of(raw, store)) == 4  # index, manifest, two chunks of the new version
+    assert len(keys_of(raw, store)) == 4  # index, manifest, head and chunk 1 of the new one
 
 
 def test_a_file_overwritten_in_a_loop_keeps_a_bounded_number_of_replaced_versions(store, raw) -> None:
@@ -135,7 +138,7 @@ def test_a_file_overwritten_in_a_loop_keeps_a_bounded_number_of_replaced_version
         store.put("s1", "original", os.urandom(2 * 16 * KiB), ttl_s=60)
     assert store.footprint().objects == 1 + GRACE_VERSIONS  # the file and its kept versions
     chunk_keys = [k for k in keys_of(raw, store) if k.count(":") == store.prefix.count(":") + 4]
-    assert len(chunk_keys) == 2 * (1 + GRACE_VERSIONS)
+    assert len(chunk_keys) == 1 + GRACE_VERSIONS  # chunk 1 of each (chunk 0: the head key)
 
 
 def test_delete_removes_replaced_versions_in_their_grace_period(store, raw) -> None:
