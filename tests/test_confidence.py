@@ -60,6 +60,9 @@ def test_a_range_crossing_a_threshold_is_borderline_everywhere(tmp_path: Path) -
     assert cell.borderline and cell.rating in (GOOD, WARN)
     single = next(v for v in verdicts(matrix) if v.profile.id == "single-instance")
     assert single.recommended == LEADER and ("performance", LEADER) in single.borderline
+    # where the leader is out (multi-instance: no shared medium) its speed changes nothing
+    multi = next(v for v in verdicts(matrix) if v.profile.id == "multi-instance")
+    assert LEADER in multi.blocked and ("performance", LEADER) not in multi.borderline
     assert any("borderline" in line and "Performance" in line for line in summary_lines(matrix))
     paths = render_run(run_dir)
     with paths.matrix_csv.open(encoding="utf-8") as fh:
