@@ -123,7 +123,7 @@ def run(
         chosen = [name for name, why in available.items() if why is None]
     specs = [s.strip() for s in backends.split(",")] if backends else list(DEFAULT_BACKENDS)
     cli_checks.check_backends("--backends", specs)
-    specs = [canonical_spec(s) for s in specs]
+    specs = [canonical_spec(s) for s in specs]  # encrypted-disk -> its default variant
     cli_checks.check_service_urls(redis_url, s3_endpoint_url, broker_url)
     cli_checks.check_writable_dir("--out", out or Path("results"))
 
