@@ -40,7 +40,7 @@ from rich.table import Table
 
 from backends.base import MiB
 from scenarios.core import Row, RowStamp, RunFolder
-from tempbench import services
+from tempbench import processes, services
 from tempbench.schema import OUTCOMES
 from tempbench.webapp.server import AppServer, interrupt_on_termination
 from tempbench.webapp.spool_probe import probe_spooling
@@ -184,11 +184,11 @@ def run_locust(
     deadline = run_time_s + stop_timeout_s + 180  # start-up, workers joining, shutdown
     with ExitStack() as stack, open(f"{prefix}.log", "wb") as logfile:
         if expected == 0:
-            master = subprocess.Popen(headless, env=env, stdout=logfile, stderr=subprocess.STDOUT)
+            master = processes.spawn(headless, env=env, stdout=logfile)
             stack.callback(_reap, master)
         else:
             port = master_port or services.free_port()
-            master = subprocess.Popen(
+            master = processes.spawn(
                 [
                     *headless,
                     "--master",
@@ -199,15 +199,13 @@ def run_locust(
                 ],
                 env=env,
                 stdout=logfile,
-                stderr=subprocess.STDOUT,
             )
             stack.callback(_reap, master)
             for _ in range(workers):
-                worker = subprocess.Popen(
+                worker = processes.spawn(
                     [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
                     env=env,
                     stdout=logfile,
-                    stderr=subprocess.STDOUT,
                 )
                 stack.callback(_reap, worker)
         try:
@@ -366,6 +364,7 @@ def load_command(
     seconds = parse_duration(run_time)
     ecu_bytes = parse_size(size)
     folder = RunFolder(out) if out else RunFolder.create("results")
+    processes.use_log_dir(folder.path / "logs")  # gunicorn, Celery, redis-server, moto
     with ExitStack() as stack:
         server: AppServer | None = None
         env = None
