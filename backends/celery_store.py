@@ -25,7 +25,7 @@ private queue, passes them the broker, result backend and wrapped-store options 
 their environment, and waits until each answers a control ping. ``close()`` stops them
 (SIGTERM, then SIGKILL to their process group after a grace period) and leaves no process
 behind; if the process that started them dies first, Linux stops them (a parent-death
-signal on the worker and on each of its pool processes, ``tempbench.processes``). Their
+signal on the worker, ``tempbench.processes``; billiard gives its pool processes one). Their
 output goes to ``<log dir>/celery.log``. ``workers=0`` only enqueues, for workers run
 elsewhere on the same ``queue``.
 
@@ -57,7 +57,7 @@ from typing import Any, BinaryIO
 
 import celery
 import psutil
-from celery import Celery, signals
+from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.utils.url import maybe_sanitize_url
 
@@ -436,19 +436,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     if _worker_app is None:
         _worker_app = make_app(WorkerConfig.from_env())
-        signals.worker_process_init.connect(_tie_pool_process, weak=False)
     return _worker_app
-
-
-_worker_main_pid = os.getpid()
-"""In a worker process: its own pid, which its prefork pool processes inherit."""
-
-
-def _tie_pool_process(**_: Any) -> None:
-    """A pool process ends with its worker: otherwise a worker that dies leaves it running."""
-    from tempbench.processes import tie_to_parent
-
-    tie_to_parent(_worker_main_pid, signal.SIGKILL)
 
 
 @dataclass

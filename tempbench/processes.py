@@ -50,9 +50,10 @@ ERROR_PATTERNS: dict[str, re.Pattern[str]] = {
     "gunicorn": re.compile(r"\[(ERROR|CRITICAL)\]|^Traceback \(most recent call last\)"),
     # Celery's "[<time>: ERROR/ForkPoolWorker-1] ..." format
     "celery": re.compile(r": (ERROR|CRITICAL)/"),
-    # redis-server logs warnings with "#", most of them harmless start-up notes; errors
-    # ("Background saving error", "Failed opening ...", "Can't save ...", OOM) say so
-    "redis": re.compile(r" # .*(?i:error|fail|can't|cannot|oom)"),
+    # redis-server logs warnings with "#", most of them start-up notes (its "WARNING ..."
+    # lines are advice about the host); errors ("Background saving error", "Failed opening
+    # ...", "Can't save ...", OOM) say so
+    "redis": re.compile(r" # (?!WARNING ).*(?i:error|fail|can't|cannot|oom)"),
 }
 """What counts as an error line in each service's log (``<service>*.log``)."""
 
@@ -129,6 +130,25 @@ def log_dir() -> Path:
 def log_path(service: str) -> Path:
     """``<log dir>/<service>.log``; several processes of one service append to it."""
     return log_dir() / f"{service}.log"
+
+
+def log_to_service_file(service: str, *loggers: str) -> None:
+    """Send this process's ``loggers`` (a service's client library) to ``<service>.log``.
+
+    Celery's result backend, for one, logs every lost connection to its server as an
+    error; those lines belong beside the workers' own, not in the middle of the terminal.
+    The format is Celery's, so :func:`log_errors` counts their errors the same way.
+    """
+    handler = logging.FileHandler(log_path(service), delay=True)
+    handler.setFormatter(logging.Formatter("[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s"))
+    for name in loggers:
+        library = logging.getLogger(name)
+        for old in [h for h in library.handlers if getattr(h, "_tempbench_service", None)]:
+            library.removeHandler(old)
+            old.close()
+        handler._tempbench_service = service  # type: ignore[attr-defined]
+        library.addHandler(handler)
+        library.propagate = False
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from scenarios.load import parse_slo
 from scenarios.runner import SCENARIOS, BackendTarget, Runner, StoreFactory, available_scenarios
 from scenarios.workload import WorkloadError, load_workload, parse_overrides
 from tempbench import services
-from tempbench.processes import log_errors, private_tempdir, use_log_dir
+from tempbench.processes import log_errors, log_to_service_file, private_tempdir, use_log_dir
 
 log = logging.getLogger(__name__)
 console = Console()
@@ -129,6 +129,7 @@ def run(
     folder = RunFolder(out, new_run_id()) if out else RunFolder.create("results")
     run_id = folder.run_id
     use_log_dir(folder.path / "logs")  # before any service starts
+    log_to_service_file("celery", "celery", "kombu")
     store_dirs = private_tempdir(f"run-{run_id}-")
     params = {"processes": processes, "find_max": find_max, "slo": slo if find_max else None,
               "shared_root": str(shared_root) if shared_root else None}
@@ -164,12 +165,13 @@ def run(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         shutil.rmtree(store_dirs, ignore_errors=True)
+        shutil.rmtree(folder.path / "scratch", ignore_errors=True)  # the runner's, if aborted
         info.update(_run_summary(runner, started, stop.is_set()))
         folder.write_run_json(info)
         folder.write_parquet()
     if aborted is not None:
-        console.print(f"[yellow]aborted ({aborted or 'Ctrl-C'}); what was measured is in "
-                      f"{folder.csv_path}[/yellow]")
+        saved = f"what was measured is in {folder.csv_path}" if folder.csv_path.exists() else "no rows yet"
+        console.print(f"[yellow]aborted ({aborted or 'Ctrl-C'}); {saved}[/yellow]")
         _print_service_errors(folder)
         raise typer.Exit(130)
     _print_summary(runner, folder, info)

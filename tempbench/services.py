@@ -81,7 +81,7 @@ class ServiceError(RuntimeError):
 class RedisService:
     """A Redis that stores can talk to, and what it is."""
 
-    url: str
+    url: str = field(repr=False)  # it may carry a password; describe() masks it
     name: str
     """``redis-server 7.0.15``, ``fakeredis 2.41.0``, or ``redis at host:port (unreachable)``."""
     emulated: bool
@@ -385,6 +385,7 @@ class _PlainFormatter(logging.Formatter):
 
 
 _moto_handler: logging.FileHandler | None = None
+_moto_handler_lock = threading.Lock()  # not _cache_lock: held while the server starts
 
 
 def _log_moto_to_file() -> None:
@@ -393,7 +394,7 @@ def _log_moto_to_file() -> None:
     global _moto_handler
     path = processes.log_path("moto")
     werkzeug_log = logging.getLogger("werkzeug")
-    with _cache_lock:
+    with _moto_handler_lock:
         if _moto_handler is not None and Path(_moto_handler.baseFilename) == path.resolve():
             return
         if _moto_handler is not None:
@@ -465,7 +466,7 @@ def _is_moto(endpoint_url: str) -> bool:
 class BrokerService:
     """The Celery broker, and what it is."""
 
-    url: str
+    url: str = field(repr=False)
     name: str
     emulated: bool
     detail: dict[str, Any] = field(default_factory=dict)

@@ -178,3 +178,30 @@ def test_a_state_root_of_another_user_or_a_symlink_is_refused(tmp_path: Path, mo
     (tmp_path / f"tempbench-{os.getuid()}").symlink_to(elsewhere)
     with pytest.raises(RuntimeError, match="is not a directory of this user"):
         processes.state_dir()
+
+
+@pytest.mark.slow
+def test_busy_gunicorn_workers_die_with_their_master(tmp_path: Path) -> None:
+    """A worker whose master is SIGKILLed mid-request would otherwise serve on until its
+    graceful timeout (10 s), or for as long as a stream lasts."""
+    import socket
+
+    from tempbench.webapp.server import AppServer
+
+    with AppServer("disk", workers=2, workdir=tmp_path / "app") as server:
+        port = int(server.url.rpartition(":")[2])
+        uploads = []
+        for _ in range(4):  # slow uploads keep the workers busy: the body never completes
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /api/noop HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\npartial")
+            uploads.append(sock)
+        time.sleep(1)
+        master = psutil.Process(server.process.pid)
+        workers = master.children()
+        assert len(workers) == 2
+        master.kill()
+        try:
+            assert _wait_gone(workers, 3.0) == []
+        finally:
+            for sock in uploads:
+                sock.close()
