@@ -151,6 +151,57 @@ def log_to_service_file(service: str, *loggers: str) -> None:
         library.propagate = False
 
 
+class _WerkzeugLog(logging.Handler):
+    """werkzeug's output (moto's servers run on it), into ``<log dir>/<service>.log``.
+
+    Kept: warnings, errors (tracebacks) and the access lines of 5xx answers. Access lines
+    are ``log("info", '"%s" %s %s', request_line, code, size)``, one per request, so only
+    those of failed requests are written (and counted, ``ERROR_PATTERNS``). The
+    file is the log directory's at the time of each record, so a server that outlives one
+    run folder writes into the next one's; werkzeug's terminal colours are stripped.
+    """
+
+    _ansi = re.compile(r"\x1b\[[0-9;]*m")
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        return len(args) == 3 and str(args[1]).startswith("5")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self._ansi.sub("", self.format(record))
+            with log_path(self.service).open("a", encoding="utf-8") as out:  # handle() holds the lock
+                out.write(line + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+def log_werkzeug_to_file(service: str) -> None:
+    """Send werkzeug's output to ``<log dir>/<service>.log``, not the terminal (moto's
+    tracebacks used to land in the middle of a run's progress display)."""
+    werkzeug_log = logging.getLogger("werkzeug")
+    with _werkzeug_log_lock:
+        if not any(isinstance(h, _WerkzeugLog) for h in werkzeug_log.handlers):
+            werkzeug_log.addHandler(_WerkzeugLog(service))
+        werkzeug_log.setLevel(logging.INFO)  # access lines are needed to see 5xx answers
+        werkzeug_log.propagate = False
+
+
+_werkzeug_log_lock = threading.Lock()
+
+
+def log_request_error(request: Any, client_address: Any) -> None:
+    """For ``socketserver``'s ``handle_error``, which prints to stderr what escaped a request."""
+    logging.getLogger("werkzeug").exception("moto: error while serving %s", client_address)
+
+
 @dataclass(frozen=True)
 class LogErrors:
     """Error lines one service logged: how many, and in which file."""

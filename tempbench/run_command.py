@@ -39,7 +39,7 @@ from scenarios.core import ALL, RunFolder, new_run_id
 from scenarios.load import parse_slo
 from scenarios.runner import SCENARIOS, BackendTarget, Runner, StoreFactory, available_scenarios
 from scenarios.workload import WorkloadError, load_workload, parse_overrides
-from tempbench import services
+from tempbench import cli_checks, services
 from tempbench.processes import log_errors, log_to_service_file, private_tempdir, use_log_dir
 
 log = logging.getLogger(__name__)
@@ -108,18 +108,18 @@ def run(
         raise typer.BadParameter(str(exc)) from exc
     if processes < 1:
         raise typer.BadParameter("--processes must be >= 1")
-    if lang not in languages():
-        raise typer.BadParameter(f"--lang {lang!r}: the report speaks {', '.join(languages())}")
+    cli_checks.check_names("--lang", [lang], languages(), "report language")
 
     available = available_scenarios()
     if scenarios:
         chosen = [s.strip() for s in scenarios.split(",") if s.strip()]
-        unknown = [s for s in chosen if s not in SCENARIOS]
-        if unknown:
-            raise typer.BadParameter(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+        cli_checks.check_names("--scenarios", chosen, list(SCENARIOS), "scenario")
     else:
         chosen = [name for name, why in available.items() if why is None]
     specs = [s.strip() for s in backends.split(",")] if backends else list(DEFAULT_BACKENDS)
+    cli_checks.check_backends("--backends", specs)
+    cli_checks.check_service_urls(redis_url, s3_endpoint_url, broker_url)
+    cli_checks.check_writable_dir("--out", out or Path("results"))
 
     for env, value in ((services.REDIS_URL_ENV, redis_url), (services.S3_ENDPOINT_ENV, s3_endpoint_url),
                        (services.BROKER_URL_ENV, broker_url)):
@@ -265,6 +265,8 @@ def _run_summary(runner: Runner, started: datetime, interrupted: bool) -> dict[s
             "ops_per_s": None,
             "why": f"the {CEILING_BACKEND} store's load scenario did not run in this run",
         },
+        # backend -> operation -> share of the load workers' time outside store calls
+        "harness_share": runner.run_state.get("harness_share", {}),
     }
 
 
@@ -369,6 +371,7 @@ def _print_summary(runner: Runner, folder: RunFolder, info: dict[str, Any]) -> N
     table.add_column("load ops/s", justify="right")
     table.add_column("MB/s", justify="right")
     table.add_column("x null", justify="right")
+    table.add_column("harness", justify="right")  # measured share of the load's op time
     by_backend: dict[str, dict[str, int]] = {}
     for result in runner.results:
         counts = by_backend.setdefault(result.backend, {})
@@ -383,15 +386,18 @@ def _print_summary(runner: Runner, folder: RunFolder, info: dict[str, Any]) -> N
         mb = load.get((spec, "mb_per_s"))
         ratio = load.get((spec, "harness_ceiling_ratio"))
         bound = " [red]harness-bound[/red]" if ratio is not None and ratio >= 0.5 else ""
+        share = load.get((spec, "harness_share"))
         table.add_row(label, statuses,
                       f"{ops:,.1f}" if ops is not None else "-",
                       f"{mb:,.1f}" if mb is not None else "-",
-                      (f"{ratio:.2f}" if ratio is not None else "-") + bound)
+                      (f"{ratio:.2f}" if ratio is not None else "-") + bound,
+                      f"{share:.0%}" if share is not None else "-")
     console.print(table)
     ceiling = info.get("harness_ceiling", {}).get("ops_per_s")
     if ceiling:
         console.print(f"harness ceiling (null store, same workload): {ceiling:,.1f} ops/s; "
-                      "x null >= 0.5 means within 2x of it: harness-bound, not backend-bound")
+                      "x null >= 0.5 means within 2x of it: harness-bound, not backend-bound; "
+                      "harness = measured share of the load workers' time spent outside store calls")
     console.print(f"rows: {folder.csv_path}\nrun.json: {folder.run_json_path}")
     for r in runner.results:
         if r.status == "failed":

@@ -26,7 +26,6 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -338,11 +337,11 @@ class ManagedMoto:
             return self
         from moto.server import ThreadedMotoServer
 
-        _log_moto_to_file()
+        processes.log_werkzeug_to_file("moto")
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         server.start()
         # socketserver prints what escapes a request handler to stderr; log it instead
-        server._server.handle_error = _log_request_error
+        server._server.handle_error = processes.log_request_error
         self.port = server.get_host_and_port()[1]  # port 0 asks the OS for a free one
         self.server = server
         _wait_for_http(self.url)
@@ -359,57 +358,6 @@ class ManagedMoto:
             self.server._server.server_close()
         self.server = None
         log.info("stopped moto server on %s", self.url)
-
-
-class _MotoLogFilter(logging.Filter):
-    """Keeps werkzeug's warnings, errors (tracebacks) and the access lines of 5xx answers.
-
-    Access lines are ``log("info", '"%s" %s %s', request_line, code, size)``: one per
-    request, so only those of failed requests are written (and counted, ``ERROR_PATTERNS``).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING:
-            return True
-        args = record.args if isinstance(record.args, tuple) else ()
-        return len(args) == 3 and str(args[1]).startswith("5")
-
-
-class _PlainFormatter(logging.Formatter):
-    """werkzeug colours its access lines for a terminal; a log file gets plain text."""
-
-    _ansi = re.compile(r"\x1b\[[0-9;]*m")
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self._ansi.sub("", super().format(record))
-
-
-_moto_handler: logging.FileHandler | None = None
-_moto_handler_lock = threading.Lock()  # not _cache_lock: held while the server starts
-
-
-def _log_moto_to_file() -> None:
-    """Send the in-process moto servers' werkzeug output to ``<log dir>/moto.log``, not the
-    terminal (their tracebacks used to land in the middle of a run's progress display)."""
-    global _moto_handler
-    path = processes.log_path("moto")
-    werkzeug_log = logging.getLogger("werkzeug")
-    with _moto_handler_lock:
-        if _moto_handler is not None and Path(_moto_handler.baseFilename) == path.resolve():
-            return
-        if _moto_handler is not None:
-            werkzeug_log.removeHandler(_moto_handler)
-            _moto_handler.close()
-        _moto_handler = logging.FileHandler(path, delay=True)
-        _moto_handler.addFilter(_MotoLogFilter())
-        _moto_handler.setFormatter(_PlainFormatter("%(asctime)s %(levelname)s %(message)s"))
-        werkzeug_log.addHandler(_moto_handler)
-        werkzeug_log.setLevel(logging.INFO)  # access lines are needed to see 5xx answers
-        werkzeug_log.propagate = False
-
-
-def _log_request_error(request: Any, client_address: Any) -> None:
-    logging.getLogger("werkzeug").exception("moto: error while serving %s", client_address)
 
 
 def start_moto_server(port: int | None = None) -> ManagedMoto:
