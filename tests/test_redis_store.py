@@ -317,7 +317,9 @@ def _proxied_pair(request, proxy_args: dict) -> tuple[RedisStore, RedisStore, Re
     url = urlsplit(direct.redis_service.url)
     proxy = ReplyDroppingProxy(url.hostname, url.port, **proxy_args)
     request.addfinalizer(proxy.close)
-    proxied = RedisStore(url=proxy.url, prefix=direct.prefix, chunk_bytes=16 * KiB,
+    # the private server asks for a password: the proxied client presents the same one
+    proxied_url = proxy.url.replace("redis://", f"redis://:{url.password}@") if url.password else proxy.url
+    proxied = RedisStore(url=proxied_url, prefix=direct.prefix, chunk_bytes=16 * KiB,
                          socket_timeout=0.5, grace_s=0)
     request.addfinalizer(proxied.close)
     return proxied, direct, proxy
