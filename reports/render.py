@@ -13,7 +13,8 @@ import csv
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup, escape
 
 from reports import charts
 from reports.cost import CostReport, Estimate, estimate_costs, load_prices, load_profile
@@ -98,7 +100,10 @@ class Report:
     # ---- outputs ------------------------------------------------------------------
 
     def html(self) -> str:
-        return _env().get_template("report.html.j2").render(**self.context())
+        env = _env()
+        symbol = env.get_template("_symbol.html.j2").make_module({"t": self.t}).symbol
+        env.filters["symbols"] = lambda text: _draw_symbols(text, symbol, self.matrix.rules.symbols)
+        return env.get_template("report.html.j2").render(**self.context())
 
     def markdown(self) -> str:
         return _env().get_template("matrix.md.j2").render(**self.context(charts=False))
@@ -236,6 +241,7 @@ class Report:
                 row["cells"].append({
                     "claim": comp.claim.text,
                     "symbol": rules.symbol(rating),
+                    "rating": rating,
                     "status": comp.status,
                     "mark": "✘✘" if comp.opposite else marks[comp.status],
                     "anchor": comp.cell.anchor if comp.cell else "",
@@ -281,6 +287,7 @@ class Report:
                             "label": t.pick(f.label),
                             "text": t.pick(f.text),
                             "symbol": rules.symbol(f.rating),
+                            "rating": f.rating,
                             "decisive": f in cell.decisive,
                             "thresholds": checks[f.check_id].thresholds_text(t.lang),
                             "rows": list(f.row_ids),
@@ -511,6 +518,16 @@ def _env() -> jinja2.Environment:
     )
     env.filters["md"] = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     return env
+
+
+def _draw_symbols(text: object, symbol: Callable[[str], str], symbols: Mapping[str, str]) -> Markup:
+    """``text`` HTML-escaped, each rating emoji in it replaced by the drawn symbol (the macro
+    of ``_symbol.html.j2``): messages, thresholds and the review's cells name ratings by emoji."""
+    by_emoji = {emoji: rating for rating, emoji in symbols.items()}
+    by_emoji.update({emoji.rstrip("\ufe0f"): rating for emoji, rating in list(by_emoji.items())})
+    pattern = "|".join(re.escape(e) for e in sorted(by_emoji, key=len, reverse=True))
+    parts = re.split(f"({pattern})", str(text))
+    return Markup("").join(Markup(symbol(by_emoji[p])) if p in by_emoji else escape(p) for p in parts)
 
 
 def _add(images: list[dict[str, Any]], png: bytes | None, caption: str, wide: bool = False) -> None:
