@@ -146,15 +146,30 @@ class FindingsPolicy:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """A deployment the verdict is given for, and the criteria that block a strategy in it.
+
+    Defined here because the rules file declares it; ``reports.verdict`` applies it.
+    """
+
+    id: str
+    label: Mapping[str, str]
+    description: Mapping[str, str]
+    blocking: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Rules:
     columns: tuple[Column, ...]
     criteria: tuple[Criterion, ...]
     symbols: Mapping[str, str]
     findings: FindingsPolicy
     reference_backend: str
-    blocking: tuple[str, ...]
+    profiles: tuple[Profile, ...]
     path: Path
     harness_backends: tuple[str, ...] = ()
+    verify: Mapping[str, str] = field(default_factory=dict)
+    """strategy (or part of a composite spec) -> options pointing a run at its real service."""
 
     def symbol(self, rating: str) -> str:
         return self.symbols.get(rating, "?")
@@ -208,10 +223,28 @@ def load_rules(path: str | Path | None = None) -> Rules:
             severity=dict(findings.get("severity", {})),
         ),
         reference_backend=str(matrix.get("reference_backend", "disk")),
-        blocking=tuple(matrix.get("blocking", ())),
+        profiles=_profiles(data.get("profiles", []), {c.id for c in criteria}, path),
         path=path,
         harness_backends=tuple(matrix.get("harness_backends", ())),
+        verify={str(k): str(v) for k, v in dict(data.get("verify", {})).items()},
     )
+
+
+def _profiles(raw: Sequence[Mapping[str, Any]], criteria: set[str], path: Path) -> tuple[Profile, ...]:
+    profiles, seen = [], set()
+    for p in raw:
+        pid = str(p.get("id", ""))
+        if not pid or pid in seen:
+            raise RulesError(f"{path}: profile ids must be present and unique (got {pid!r})")
+        seen.add(pid)
+        unknown = [c for c in p.get("blocking", ()) if c not in criteria]
+        if unknown:
+            raise RulesError(f"{path}: profile {pid}: unknown blocking criteria {unknown}")
+        profiles.append(Profile(pid, _langs(p.get("label", pid)), _langs(p.get("description", "")),
+                                tuple(p.get("blocking", ()))))
+    if not profiles:
+        raise RulesError(f"{path}: no [[profiles]]: the verdict needs at least one deployment profile")
+    return tuple(profiles)
 
 
 # --------------------------------------------------------------------------- results
@@ -232,10 +265,24 @@ class Figure:
     emulated: bool = False
     evidence: tuple[str, ...] = ()
     notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    unverifiable: bool = False
+    """The rating rests on probes that could not be verified here (outcome not_verifiable)."""
+    low: float | None = None
+    high: float | None = None
+    """The range over the rounds the figure was measured in (None: a single measurement)."""
+    check: Check | None = None
 
     @property
     def measured(self) -> bool:
         return self.rating != UNKNOWN
+
+    @property
+    def borderline(self) -> bool:
+        """The range over rounds crosses one of the check's thresholds: another round could
+        have rated it differently."""
+        if self.check is None or self.low is None or self.high is None or self.rating == UNKNOWN:
+            return False
+        return self.check.rate(self.low) != self.check.rate(self.high)
 
 
 @dataclass(frozen=True)
@@ -259,6 +306,15 @@ class Cell:
     def anchor(self) -> str:
         return f"cell-{self.criterion}-{slug(self.backend)}"
 
+    @property
+    def borderline(self) -> bool:
+        """A decisive figure's range over rounds crosses a threshold."""
+        return any(f.borderline for f in self.decisive)
+
+    @property
+    def measured_checks(self) -> int:
+        return sum(f.measured for f in self.figures)
+
 
 @dataclass
 class Matrix:
@@ -278,17 +334,6 @@ class Matrix:
         return out
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The ranking the report opens with, computed from the cells and the blocking rule."""
-
-    ranking: tuple[str, ...]
-    recommended: str | None
-    blocked: Mapping[str, tuple[str, ...]]
-    """backend -> blocking criteria it failed."""
-    counts: Mapping[str, Mapping[str, int]]
-
-
 def build_matrix(
     run: RunData,
     rules: Rules | None = None,
@@ -306,23 +351,6 @@ def build_matrix(
             figures = tuple(evaluator.figure(check, backend) for check in criterion.checks)
             cells[(criterion.id, backend)] = _combine(criterion, backend, figures)
     return Matrix(rules=rules, run=run, costs=costs, backends=columns, cells=cells)
-
-
-def verdict(matrix: Matrix) -> Verdict:
-    """Rank strategies: fewest ❌, then most ✅, then fewest unknown; blocked ones last."""
-    counts = {b: matrix.counts(b) for b in matrix.backends}
-    blocked = {
-        b: tuple(c for c in matrix.rules.blocking if matrix.cell(c, b).rating == BAD)
-        for b in matrix.backends
-    }
-    ranking = sorted(
-        matrix.backends,
-        key=lambda b: (bool(blocked[b]), counts[b][BAD], -counts[b][GOOD], counts[b][UNKNOWN]),
-    )
-    measured = [b for b in ranking if counts[b][UNKNOWN] < len(matrix.rules.criteria)]
-    recommended = next((b for b in measured if not blocked[b]), None)
-    return Verdict(ranking=tuple(ranking), recommended=recommended,
-                   blocked={b: v for b, v in blocked.items() if v}, counts=counts)
 
 
 def slug(text: str) -> str:
@@ -479,6 +507,7 @@ class _Evaluator:
             evidence=tuple(
                 f"{r.operation} [{r.outcome}]: {r.params['evidence']}" for r in cited if r.params.get("evidence")
             ),
+            unverifiable=any(r.outcome == "not_verifiable" for r in worst),
         )
 
     # ---- cost checks ----------------------------------------------------------------

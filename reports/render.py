@@ -28,8 +28,9 @@ from reports import charts
 from reports.cost import CostReport, Estimate, estimate_costs, load_prices, load_profile
 from reports.data import Row, RunData, load_run
 from reports.i18n import Messages
-from reports.matrix import GOOD, UNKNOWN, Cell, Matrix, build_matrix, load_rules, verdict
+from reports.matrix import GOOD, UNKNOWN, Cell, Matrix, build_matrix, load_rules
 from reports.review import AGREE, DISAGREE, NOT_MEASURED, ReviewMatrix, compare_review
+from reports.verdict import coverage, profile_lines, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -163,26 +164,24 @@ class Report:
 
     def _verdict(self, emulated_backends: list[str]) -> dict[str, Any]:
         t, rules = self.t, self.matrix.rules
-        v = verdict(self.matrix)
         comparisons = self.review.comparisons
-        blocked_criteria = sorted({c for cs in v.blocked.values() for c in cs})
+        profiles = []
+        for v in verdicts(self.matrix):
+            profiles.append({
+                "label": t.pick(dict(v.profile.label)),
+                "description": t.pick(dict(v.profile.description)),
+                "blocking": ", ".join(t.pick(rules.criterion(c).label) for c in v.profile.blocking),
+                "recommended": v.recommended is not None,
+                "lines": profile_lines(self.matrix, v, t.lang),
+                "ranking": [
+                    {"label": rules.column_label(b), "counts": t("counts", **self.matrix.counts(b)),
+                     "coverage": t("coverage", real=coverage(self.matrix, b)[0], total=coverage(self.matrix, b)[1]),
+                     "blocked": b in v.blocked}
+                    for b in v.ranking
+                ],
+            })
         return {
-            "recommended": (
-                t("recommended", backend=rules.column_label(v.recommended))
-                if v.recommended else t("recommended_none")
-            ),
-            "recommended_emulated": self._emulated_caution(v.recommended),
-            "blocked": (
-                t("blocked",
-                  criteria=", ".join(t.pick(rules.criterion(c).label) for c in blocked_criteria),
-                  backends=", ".join(rules.column_label(b) for b in v.blocked))
-                if v.blocked else ""
-            ),
-            "ranking": [
-                {"label": rules.column_label(b), "counts": t("counts", **v.counts[b]),
-                 "blocked": b in v.blocked}
-                for b in v.ranking
-            ],
+            "profiles": profiles,
             "review": t(
                 "review_summary",
                 agree=sum(c.status == AGREE for c in comparisons),
@@ -196,15 +195,6 @@ class Report:
                 if emulated_backends else ""
             ),
         }
-
-    def _emulated_caution(self, backend: str | None) -> str:
-        if backend is None:
-            return ""
-        emulated = [c for (_, b), c in self.matrix.cells.items() if b == backend and c.emulated]
-        if not emulated:
-            return ""
-        services = sorted({r.service for r in self.run.rows if r.backend == backend and r.emulated})
-        return self.t("recommended_emulated", n=len(emulated), service=", ".join(services))
 
     def _matrix_rows(self) -> list[dict[str, Any]]:
         rules, t = self.matrix.rules, self.t
@@ -317,7 +307,9 @@ class Report:
         rules, t = self.matrix.rules, self.t
         prices = self.costs.prices
         return {
-            "combine": t("combine", blocking=", ".join(t.pick(rules.criterion(c).label) for c in rules.blocking)),
+            "combine": t("combine", blocking="; ".join(
+                f"{t.pick(dict(p.label))}: " + ", ".join(t.pick(rules.criterion(c).label) for c in p.blocking)
+                for p in rules.profiles)),
             "findings": t(
                 "findings_policy",
                 fail=", ".join(f"{k} → {rules.symbol(v)}" for k, v in rules.findings.fail.items()),

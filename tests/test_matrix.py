@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from reports.data import load_run
-from reports.matrix import BAD, GOOD, UNKNOWN, WARN, build_matrix, load_rules, verdict
+from reports.matrix import BAD, GOOD, UNKNOWN, WARN, build_matrix, load_rules
 from reports.render import Report, render_run
 from reports.review import AGREE, DISAGREE, compare_review
+from reports.verdict import verdicts
 from tests.report_rows import STRATEGIES, edit_rows, edit_value, make_run
 
 
@@ -197,14 +198,14 @@ def test_review_agreement_follows_the_measurement(run_dir: Path) -> None:
 
 def test_verdict_never_recommends_a_strategy_blocked_by_security_or_data_loss(run_dir: Path) -> None:
     matrix = build_matrix(load_run(run_dir))
-    v = verdict(matrix)
+    v = verdicts(matrix)[0]
     assert v.recommended is not None
-    for criterion in matrix.rules.blocking:
+    for criterion in v.profile.blocking:
         assert matrix.cell(criterion, v.recommended).rating != BAD
     assert "redis" in v.blocked  # acknowledged writes lost on restart without persistence
     edit_value(run_dir, {"backend": "redis", "metric": "acked_writes_lost"}, 0)
     edit_rows(run_dir, {"backend": "redis", "metric": "finding"}, outcome="pass")
-    assert "redis" not in verdict(build_matrix(load_run(run_dir))).blocked
+    assert "redis" not in verdicts(build_matrix(load_run(run_dir)))[0].blocked
 
 
 def test_harness_bound_backends_are_flagged_against_the_null_ceiling(run_dir: Path) -> None:
