@@ -25,6 +25,7 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from reports import charts
+from reports.answer import answer_lines
 from reports.cost import CostReport, Estimate, estimate_costs, load_prices, load_profile
 from reports.data import Row, RunData, load_run
 from reports.i18n import Messages
@@ -47,6 +48,8 @@ class Rendered:
     matrix_md: Path
     matrix_csv: Path
     report_html: Path
+    answer: tuple[str, ...] = ()
+    """The verdict, the review's agreement and a compact matrix, as lines for the terminal."""
 
 
 def render_run(
@@ -64,7 +67,8 @@ def render_run(
     out.mkdir(parents=True, exist_ok=True)
     report = Report.build(run, lang, rules_path=rules_path, prices_path=prices_path,
                           profile_path=profile_path)
-    paths = Rendered(out / "matrix.md", out / "matrix.csv", out / "report.html")
+    paths = Rendered(out / "matrix.md", out / "matrix.csv", out / "report.html",
+                     tuple(answer_lines(report.matrix, report.review, lang)))
     paths.matrix_md.write_text(report.markdown(), encoding="utf-8")
     report.write_csv(paths.matrix_csv)
     paths.report_html.write_text(report.html(), encoding="utf-8")
@@ -164,7 +168,6 @@ class Report:
 
     def _verdict(self, emulated_backends: list[str]) -> dict[str, Any]:
         t, rules = self.t, self.matrix.rules
-        comparisons = self.review.comparisons
         profiles = []
         for v in verdicts(self.matrix):
             profiles.append({
@@ -182,14 +185,7 @@ class Report:
             })
         return {
             "profiles": profiles,
-            "review": t(
-                "review_summary",
-                agree=sum(c.status == AGREE for c in comparisons),
-                disagree=sum(c.status == DISAGREE for c in comparisons),
-                opposite=sum(c.opposite for c in comparisons),
-                unmeasured=sum(c.status == NOT_MEASURED for c in comparisons),
-                total=len(comparisons),
-            ),
+            "review": self.review.summary(t),
             "emulated": (
                 t("emulated_summary", badge=t("emulated"), backends=", ".join(emulated_backends))
                 if emulated_backends else ""

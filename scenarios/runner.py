@@ -269,6 +269,8 @@ class Runner:
     params: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     on_progress: ProgressHook = lambda backend, scenario, fraction, note: None
+    on_result: Callable[[ScenarioResult], None] = lambda result: None
+    """Called once per finished (backend, scenario): the CLI prints a line per result off a TTY."""
     run_state: dict[str, Any] = field(default_factory=dict)
     results: list[ScenarioResult] = field(default_factory=list)
     skipped_backends: dict[str, str] = field(default_factory=dict)
@@ -300,7 +302,7 @@ class Runner:
             for name in self.scenarios:
                 if self.stop.is_set():
                     break
-                self.results.append(self.run_one(name, target, store, service))
+                self._record(self.run_one(name, target, store, service))
                 self.folder.write_parquet()
         finally:
             try:
@@ -365,7 +367,11 @@ class Runner:
         self.skipped_backends[spec] = reason
         for name in self.scenarios:
             self.on_progress(spec, name, 1.0, f"skipped: {reason}")
-            self.results.append(ScenarioResult(spec, name, "skipped", detail=reason))
+            self._record(ScenarioResult(spec, name, "skipped", detail=reason))
+
+    def _record(self, result: ScenarioResult) -> None:
+        self.results.append(result)
+        self.on_result(result)
 
 
 def start_spawned(processes: Iterable[Any]) -> None:
