@@ -16,8 +16,9 @@ from pathlib import Path
 from reports.cost import estimate_costs, load_prices, load_profile
 from reports.data import Row, RunData, load_run, params_key
 from reports.matrix import Matrix, build_matrix, load_rules
+from tempbench.evidence import EVIDENCE_KEYS
 
-VOLATILE_PARAMS = frozenset({"duration_s", "evidence", "second", "processes"})
+VOLATILE_PARAMS = frozenset({"duration_s", "second", "processes", *EVIDENCE_KEYS})
 SKIPPED_METRIC_PREFIXES = ("ts_",)
 
 

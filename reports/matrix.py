@@ -19,6 +19,7 @@ from typing import Any
 
 from reports.cost import CostReport, estimate_costs
 from reports.data import Row, RunData
+from tempbench.evidence import localise
 
 RULES_PATH = Path(__file__).parent / "rules.toml"
 LANGS = ("en", "es")
@@ -263,7 +264,8 @@ class Figure:
     """The figure in words, per language (``{"en": "upload 0.42× disk", "es": ...}``)."""
     row_ids: tuple[int, ...] = ()
     emulated: bool = False
-    evidence: tuple[str, ...] = ()
+    evidence: tuple[Mapping[str, str], ...] = ()
+    """The evidence sentences of the rows it read, per language (like ``text``)."""
     notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     unverifiable: bool = False
     """The rating rests on probes that could not be verified here (outcome not_verifiable)."""
@@ -428,7 +430,7 @@ class _Evaluator:
             text=text,
             row_ids=tuple(sorted({r.row_id for r in used})),
             emulated=emulated,
-            evidence=tuple(str(r.params["evidence"]) for r in rows if r.params.get("evidence")),
+            evidence=tuple(_evidence(r) for r in rows if r.params.get("evidence")),
             notes=notes,
         )
 
@@ -504,9 +506,7 @@ class _Evaluator:
             text={"en": en, "es": es},
             row_ids=tuple(sorted(r.row_id for r, _ in rated)),
             emulated=any(r.emulated for r in cited),
-            evidence=tuple(
-                f"{r.operation} [{r.outcome}]: {r.params['evidence']}" for r in cited if r.params.get("evidence")
-            ),
+            evidence=tuple(_evidence(r, f"{r.operation} [{r.outcome}]: ") for r in cited if r.params.get("evidence")),
             unverifiable=any(r.outcome == "not_verifiable" for r in worst),
         )
 
@@ -576,6 +576,10 @@ _NOT_RATED = {
     "en": "emulator speed, not rated",
     "es": "velocidad de un emulador, sin calificar",
 }
+
+
+def _evidence(row: Row, prefix: str = "") -> dict[str, str]:
+    return {lang: prefix + localise(row.params, lang) for lang in LANGS}
 
 
 def _unmeasured(check: Check, text: Mapping[str, str]) -> Figure:

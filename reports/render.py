@@ -32,6 +32,7 @@ from reports.i18n import Messages
 from reports.matrix import GOOD, UNKNOWN, Cell, Matrix, build_matrix, load_rules
 from reports.review import AGREE, DISAGREE, NOT_MEASURED, ReviewMatrix, compare_review
 from reports.verdict import coverage, profile_lines, verdicts
+from tempbench.evidence import EVIDENCE_KEYS, localise
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ class Report:
                 "measured": t("measured_said", symbol=rules.symbol(cell.rating)),
                 "opposite": comp.opposite,
                 "figures": [t.pick(f.text) for f in cell.decisive],
-                "evidence": [e for f in cell.decisive for e in f.evidence][:6],
+                "evidence": [t.pick(dict(e)) for f in cell.decisive for e in f.evidence][:6],
                 "emulated": cell.emulated,
                 "anchor": cell.anchor,
                 "rows": list(cell.row_ids)[:12],
@@ -278,7 +279,7 @@ class Report:
                             "thresholds": checks[f.check_id].thresholds_text(t.lang),
                             "rows": list(f.row_ids),
                             "emulated": f.emulated,
-                            "evidence": list(f.evidence)[:8],
+                            "evidence": [t.pick(dict(e)) for e in f.evidence[:8]],
                             "notes": list(t.pick(dict(f.notes)) if f.notes else ()),
                         }
                         for f in cell.figures
@@ -289,7 +290,7 @@ class Report:
     def _appendix(self) -> list[dict[str, Any]]:
         cited = {i for cell in self.matrix.cells.values() for i in cell.row_ids}
         cited |= {i for e in self.costs.estimates.values() for i in e.row_ids}
-        return [_row_view(self.run.by_id(i)) for i in sorted(cited)]
+        return [_row_view(self.run.by_id(i), self.t.lang) for i in sorted(cited)]
 
     def _services(self) -> list[dict[str, Any]]:
         seen: dict[tuple[str, str, bool], int] = {}
@@ -459,7 +460,7 @@ class Report:
                 + [_num(errors.get((backend, operation, size), 0))],
                 "rows": entry["ids"][:1],
             })
-        return {"headers": [t("operation"), "size", *wanted.values(), "errors"], "rows": out_rows}
+        return {"headers": [t("operation"), t("size"), *wanted.values(), t("errors")], "rows": out_rows}
 
     def _findings_table(self, part: pd.DataFrame) -> dict[str, Any]:
         t, rules = self.t, self.matrix.rules
@@ -470,7 +471,7 @@ class Report:
             out_rows.append({
                 "backend": rec.backend, "emulated": bool(rec.emulated),
                 "cells": [rec.operation, f"{symbols.get(rec.outcome, '?')} {rec.outcome}",
-                          str(rec.params.get("evidence", ""))[:400]],
+                          localise(rec.params, t.lang)[:400]],
                 "rows": [int(rec.row_id)],
             })
         return {"headers": [t("probe"), t("outcome"), t("evidence")], "rows": out_rows}
@@ -482,11 +483,11 @@ class Report:
         for rec in part.itertuples():
             if rec.metric in skip or rec.metric.startswith("ts_"):
                 continue
-            params = {k: v for k, v in rec.params.items() if k != "evidence"}
+            params = {k: v for k, v in rec.params.items() if k not in EVIDENCE_KEYS}
             out_rows.append({
                 "backend": rec.backend, "emulated": bool(rec.emulated),
                 "cells": [rec.operation, rec.outcome, rec.metric, _num(rec.value), rec.unit,
-                          _params_text(params), str(rec.params.get("evidence", ""))[:300]],
+                          _params_text(params), localise(rec.params, t.lang)[:300]],
                 "rows": [int(rec.row_id)],
             })
         return {"headers": [t("operation"), t("outcome"), t("metric"), t("value"), t("unit"),
@@ -544,13 +545,13 @@ def _histograms(run_dir: Path) -> Iterable[dict[str, Any]]:
             yield record
 
 
-def _row_view(row: Row) -> dict[str, Any]:
-    params = {k: v for k, v in row.params.items() if k != "evidence"}
+def _row_view(row: Row, lang: str) -> dict[str, Any]:
+    params = {k: v for k, v in row.params.items() if k not in EVIDENCE_KEYS}
     return {
         "id": row.row_id, "anchor": row.anchor, "backend": row.backend, "service": row.service,
         "emulated": row.emulated, "scenario": row.scenario, "operation": row.operation,
         "outcome": row.outcome, "metric": row.metric, "value": _num(row.value), "unit": row.unit,
-        "params": _params_text(params), "evidence": str(row.params.get("evidence", ""))[:400],
+        "params": _params_text(params), "evidence": localise(row.params, lang)[:400],
     }
 
 

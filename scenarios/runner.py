@@ -68,6 +68,7 @@ from typing import Any, Protocol, runtime_checkable
 from backends import HARNESS_STORES, ServiceInfo, Store, get_store, parse_spec
 from scenarios.core import Row, RowStamp, RunFolder, Snapshot, safe_name, summary_rows
 from scenarios.workload import Workload
+from tempbench.evidence import Say, evidence_params
 
 log = logging.getLogger(__name__)
 
@@ -431,16 +432,16 @@ def _footprint(store: Store) -> tuple[int, int] | str:
 def _leftover_rows(ctx: ScenarioContext, before: tuple[int, int] | str,
                    after: tuple[int, int] | str) -> list[Row]:
     if isinstance(before, str) or isinstance(after, str):
-        evidence = f"footprint unreadable: before={before}, after={after}"
-        return [ctx.row("cleanup", "not_verifiable", metric, 0, unit, {"evidence": evidence})
+        evidence = evidence_params(Say("run_footprint_unreadable", before=str(before), after=str(after)))
+        return [ctx.row("cleanup", "not_verifiable", metric, 0, unit, evidence)
                 for metric, unit in (("leftover_objects", "objects"), ("leftover_bytes", "bytes"))]
     objects, nbytes = after[0] - before[0], after[1] - before[1]
     outcome = "pass" if objects == 0 and nbytes == 0 else "fail"
     params = {
         "before_objects": before[0], "before_bytes": before[1],
         "after_objects": after[0], "after_bytes": after[1],
-        "evidence": f"footprint {before[0]} objects/{before[1]} B before prepare, "
-                    f"{after[0]} objects/{after[1]} B after cleanup",
+        **evidence_params(Say("run_footprint", objects_before=before[0], bytes_before=before[1],
+                              objects_after=after[0], bytes_after=after[1])),
     }
     return [ctx.row("cleanup", outcome, "leftover_objects", objects, "objects", params),
             ctx.row("cleanup", outcome, "leftover_bytes", nbytes, "bytes", params)]
