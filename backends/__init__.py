@@ -47,8 +47,10 @@ STRATEGIES: tuple[str, ...] = (
     "redis",
     "s3",
     "celery+redis",
+    "celery+s3",
 )
-"""The columns of the decision matrix, as store specs."""
+"""The columns of the decision matrix, as store specs (``celery+s3`` with the presigned
+flow is the architecture the review recommends)."""
 
 HARNESS_STORES: tuple[str, ...] = ("null", "faulty")
 """Stores that test the harness itself rather than a storage strategy."""

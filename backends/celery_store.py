@@ -76,6 +76,7 @@ from backends.base import (
 log = logging.getLogger(__name__)
 
 TASK_NAME = "tempbench.process_session"
+_DIRECT_UPLOAD = ("presign_upload", "confirm_upload")
 DEFAULT_TTL_S = 3600.0
 START_TIMEOUT_S = 60.0
 """How long worker processes may take to answer their first ping (a loaded 2-core CI box)."""
@@ -253,6 +254,15 @@ class CeleryStore(Store):
                 "inner_detail": inner.detail,
             },
         )
+
+    # ---- direct upload (celery+s3: the review's presigned flow) -------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        # presign_upload / confirm_upload exist exactly when the wrapped store has them, so
+        # the reference app offers the presigned flow for celery+s3 and not for celery+redis
+        if name in _DIRECT_UPLOAD and "inner" in self.__dict__:
+            return getattr(self.inner, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ---- background processing -----------------------------------------------------
 

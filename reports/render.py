@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from markupsafe import Markup, escape
 
 from reports import charts
 from reports.answer import answer_lines
+from reports.claims import ClaimResult, evaluate_claims, summary_line
+from reports.claims_view import claims_view, write_claims_csv
 from reports.cost import CostReport, Estimate, estimate_costs, load_prices, load_profile
 from reports.data import Row, RunData, load_run
 from reports.i18n import Messages
@@ -49,6 +52,7 @@ class Rendered:
     matrix_md: Path
     matrix_csv: Path
     report_html: Path
+    claims_csv: Path
     answer: tuple[str, ...] = ()
     """The verdict, the review's agreement and a compact matrix, as lines for the terminal."""
 
@@ -68,10 +72,12 @@ def render_run(
     out.mkdir(parents=True, exist_ok=True)
     report = Report.build(run, lang, rules_path=rules_path, prices_path=prices_path,
                           profile_path=profile_path)
-    paths = Rendered(out / "matrix.md", out / "matrix.csv", out / "report.html",
-                     tuple(answer_lines(report.matrix, report.review, lang)))
+    paths = Rendered(out / "matrix.md", out / "matrix.csv", out / "report.html", out / "claims.csv",
+                     tuple(answer_lines(report.matrix, report.review, lang,
+                                        claims=summary_line(report.claims, lang))))
     paths.matrix_md.write_text(report.markdown(), encoding="utf-8")
     report.write_csv(paths.matrix_csv)
+    write_claims_csv(paths.claims_csv, report.claims, lang)
     paths.report_html.write_text(report.html(), encoding="utf-8")
     log.info("rendered %s, %s, %s", *map(str, (paths.matrix_md, paths.matrix_csv, paths.report_html)))
     return paths
@@ -102,6 +108,11 @@ class Report:
         costs = estimate_costs(run, load_prices(prices_path), load_profile(profile_path), backends=columns)
         matrix = build_matrix(run, rules, costs, backends=columns)
         return cls(run=run, matrix=matrix, review=compare_review(matrix), costs=costs, t=Messages(lang))
+
+    @cached_property
+    def claims(self) -> list[ClaimResult]:
+        """The review's claims judged from this run (``reports/claims.toml``)."""
+        return evaluate_claims(self.run, self.matrix)
 
     # ---- outputs ------------------------------------------------------------------
 
@@ -165,6 +176,7 @@ class Report:
             ),
             "method": self._method(),
             "cost": self._cost_tables(),
+            "claims": claims_view(self.claims, t),
         }
 
     def _verdict(self, emulated_backends: list[str]) -> dict[str, Any]:
@@ -290,6 +302,7 @@ class Report:
     def _appendix(self) -> list[dict[str, Any]]:
         cited = {i for cell in self.matrix.cells.values() for i in cell.row_ids}
         cited |= {i for e in self.costs.estimates.values() for i in e.row_ids}
+        cited |= {i for c in self.claims for i in c.row_ids}
         return [_row_view(self.run.by_id(i), self.t.lang) for i in sorted(cited)]
 
     def _services(self) -> list[dict[str, Any]]:

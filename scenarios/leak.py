@@ -10,9 +10,11 @@ against a store while the failure modes of a real app happen at their configured
   uploads, leaving whatever partial writes the store makes (temp files, chunk keys,
   incomplete multipart uploads);
 - the cleanup job: ``sweep on`` runs ``sweep()`` every ``sweep_interval_s`` (a share
-  ``sweep_failure_rate`` of runs fails, like a crashing cron job); ``sweep off`` never runs it.
+  ``sweep_failure_rate`` of runs fails, like a crashing cron job); ``sweep off`` never runs it;
+  ``sweep failing`` runs it on the same schedule but ``failing_sweep_rate`` of its runs fail
+  (the review's "errores de limpieza"), the last one after TTL + grace included.
 
-The run is done once with the sweep on and once with it off. The footprint is read from the
+The run is done once per mode (on, off, failing). The footprint is read from the
 medium (``store.footprint()``: directory walk, Redis SCAN, S3 listing with incomplete
 multipart uploads) every ``sample_interval_s`` during the run and until TTL + grace after the
 last write. Where the backend can be given a namespace of its own (a root, a prefix) both
@@ -99,9 +101,11 @@ class LeakParams:
     parts), and a kill point below that would leave nothing to find."""
     sweep_interval_s: float = 0.5
     sweep_failure_rate: float = 0.0
+    failing_sweep_rate: float = 0.5
+    """Share of the sweep's runs that fail in the ``failing`` mode."""
     sample_interval_s: float = 0.2
     sessions_per_day: float | None = None
-    modes: tuple[str, ...] = ("on", "off")
+    modes: tuple[str, ...] = ("on", "off", "failing")
 
     @classmethod
     def from_section(cls, section: dict[str, Any], profile: str = "quick") -> LeakParams:
@@ -214,7 +218,8 @@ class LeakScenario:
         base = {"ttl_s": p.ttl_s, "grace_s": p.grace_s, "sessions": p.sessions,
                 "abandon_rate": p.abandon_rate,
                 "exception_rate": p.exception_rate, "kill_rate": p.kill_rate,
-                "sweep_failure_rate": p.sweep_failure_rate}
+                "sweep_failure_rate": p.sweep_failure_rate,
+                "failing_sweep_rate": p.failing_sweep_rate}
         targets = []
         for mode in p.modes:
             overrides = isolated_options(ctx.store_factory, f"leak-{mode}", ctx.scratch)
@@ -315,24 +320,29 @@ def run_leak(
 
     draw = random.Random(seed ^ 0x5EED)
 
+    failure_rate = p.failing_sweep_rate if mode == "failing" else p.sweep_failure_rate
+
+    def attempt_sweep() -> None:
+        if draw.random() < failure_rate:
+            with lock:
+                result.sweeps_failed += 1
+            return
+        outcome = rec.call("sweep", store.sweep)
+        with lock:
+            result.sweeps_run += 1
+            if outcome.ok:
+                result.swept += outcome.value
+            else:
+                result.sweeps_failed += 1
+
     def sweeper() -> None:
         while not done.wait(p.sweep_interval_s):
-            if draw.random() < p.sweep_failure_rate:
-                with lock:
-                    result.sweeps_failed += 1
-                continue
-            outcome = rec.call("sweep", store.sweep)
-            with lock:
-                result.sweeps_run += 1
-                if outcome.ok:
-                    result.swept += outcome.value
-                else:
-                    result.sweeps_failed += 1
+            attempt_sweep()
 
     killed = [sid for sid, fate in zip(sids, fates, strict=True) if fate == "killed"]
     kill = _KilledUploads(factory, overrides, killed, p) if killed else None
     threads = [threading.Thread(target=sampler, daemon=True, name=f"leak-sampler-{mode}")]
-    if mode == "on":
+    if mode in ("on", "failing"):
         threads.append(threading.Thread(target=sweeper, daemon=True, name=f"leak-sweeper-{mode}"))
     try:
         if kill is not None:
@@ -370,6 +380,8 @@ def run_leak(
         result.sweeps_run += 1
         if outcome.ok:
             result.swept += outcome.value
+    elif mode == "failing":
+        attempt_sweep()  # the next run may fail too
     sample()
     result.residual = result.samples[-1][1]
     result.snapshot = rec.snapshot()

@@ -80,6 +80,7 @@ SCENARIOS: dict[str, str] = {
     "faults": "scenarios.faults:FaultsScenario",
     "capacity": "scenarios.capacity:CapacityScenario",
     "static": "scenarios.static:StaticScenario",
+    "app_path": "scenarios.app_path:AppPathScenario",
 }
 """Scenario name -> ``module:Class``; imported on first use."""
 

@@ -31,7 +31,7 @@ def report(
     except (RunDataError, UnknownLanguage) as exc:
         console.print(f"[red]tempbench report: {exc}[/red]")
         raise typer.Exit(2) from exc
-    for path in (paths.report_html, paths.matrix_md, paths.matrix_csv):
+    for path in (paths.report_html, paths.matrix_md, paths.matrix_csv, paths.claims_csv):
         console.print(f"wrote {path}")
 
 

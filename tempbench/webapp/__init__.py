@@ -81,6 +81,7 @@ ENV_SECRET_KEY = "TEMPBENCH_SECRET_KEY"
 ENV_TTL_S = "TEMPBENCH_TTL_S"
 ENV_MAX_CONTENT_LENGTH = "TEMPBENCH_MAX_CONTENT_LENGTH"
 ENV_SERVICE = "TEMPBENCH_SERVICE"
+ENV_PROXY_BODY_LIMIT = "TEMPBENCH_PROXY_BODY_LIMIT"
 
 _INLINE_PREFIX = "inline-"
 
@@ -96,6 +97,7 @@ def create_app(
     sse_interval_s: float = 0.25,
     sse_timeout_s: float = 300.0,
     service: dict[str, Any] | None = None,
+    proxy_body_limit: int | None = None,
 ) -> Flask:
     """Build the reference app over the store ``store_spec`` (as in ``backends.STRATEGIES``).
 
@@ -103,6 +105,11 @@ def create_app(
     ``backends.get_store(store_spec, **store_options)``, except ``cookie``, which keeps the
     files in Flask's session cookie like the original app. App instances that must share
     sessions (several gunicorn workers) need the same ``secret_key`` and a shared medium.
+
+    ``proxy_body_limit`` stands in for the reverse proxy in front of the app (Cloudflare
+    refuses bodies over 100 MB with 413 before the origin sees them): a request declaring a
+    larger body is refused with 413 ``proxy_limit``. ``max_content_length`` stays the app's
+    own file limit, also the size range of a presigned upload form, which the proxy never sees.
     """
     app = Flask(__name__)
     if secret_key is None:
@@ -125,6 +132,8 @@ def create_app(
     )
     app.extensions["tempbench"] = state
     install_error_handlers(app)
+    if proxy_body_limit is not None:
+        _add_proxy_limit(app, proxy_body_limit)
     _add_routes(app, state)
     return app
 
@@ -135,6 +144,7 @@ def create_app_from_env() -> Flask:
     if not spec:
         raise RuntimeError(f"{ENV_BACKEND} must name the store spec (e.g. disk, redis)")
     limit = os.environ.get(ENV_MAX_CONTENT_LENGTH)
+    proxy = os.environ.get(ENV_PROXY_BODY_LIMIT)
     return create_app(
         spec,
         store_options=json.loads(os.environ.get(ENV_STORE_OPTIONS) or "{}"),
@@ -142,6 +152,7 @@ def create_app_from_env() -> Flask:
         ttl_s=float(os.environ.get(ENV_TTL_S, DEFAULT_TTL_S)),
         max_content_length=int(limit) if limit else DEFAULT_MAX_CONTENT_LENGTH,
         service=json.loads(os.environ[ENV_SERVICE]) if os.environ.get(ENV_SERVICE) else None,
+        proxy_body_limit=int(proxy) if proxy else None,
     )
 
 
@@ -223,6 +234,19 @@ def _build_store(spec: str, options: dict[str, Any]) -> Store:
 
 
 # ----------------------------------------------------------------------------- routes
+
+
+def _add_proxy_limit(app: Flask, limit: int) -> None:
+    @app.before_request
+    def proxy_limit() -> None:
+        if (request.content_length or 0) > limit:
+            raise BadRequest(
+                f"request body of {request.content_length} bytes exceeds the proxy's "
+                f"{limit}-byte limit; upload it directly to storage (presigned) instead",
+                "proxy_limit",
+                status=413,
+            )
+
 
 
 def _add_routes(app: Flask, state: _AppState) -> None:

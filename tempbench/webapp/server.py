@@ -39,6 +39,7 @@ from tempbench.webapp import (
     DEFAULT_TTL_S,
     ENV_BACKEND,
     ENV_MAX_CONTENT_LENGTH,
+    ENV_PROXY_BODY_LIMIT,
     ENV_SECRET_KEY,
     ENV_SERVICE,
     ENV_STORE_OPTIONS,
@@ -87,6 +88,8 @@ class AppServer:
     workdir: Path | None = None
     ttl_s: float = DEFAULT_TTL_S
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
+    proxy_body_limit: int | None = None
+    """Stand-in for the reverse proxy's body limit (Cloudflare: 100 MB); None: no proxy."""
     celery_workers: int = 1
     redis_url: str | None = None
     s3_endpoint_url: str | None = None
@@ -185,6 +188,7 @@ class AppServer:
                 ENV_SECRET_KEY: env.get(ENV_SECRET_KEY) or secrets.token_hex(32),
                 ENV_TTL_S: str(self.ttl_s),
                 ENV_MAX_CONTENT_LENGTH: str(self.max_content_length),
+                ENV_PROXY_BODY_LIMIT: str(self.proxy_body_limit or ""),
                 "TMPDIR": str(self.tmpdir),
             }
         )
