@@ -111,7 +111,7 @@ class AppPathScenario:
             ctx.progress(0.1, "app: cost per uploaded MiB")
             client = _Client(server.url, p.timeout_s)
             direct = bool(server.info()["direct_upload"])
-            yield from _cost_rows(client, server, app_stamp, ctx, sizes, p, direct)
+            yield from _cost_rows(client, server, ctx.stamp, sizes, p.repeats, ctx.seed, direct)
             yield app_stamp.row("set_cookie", "all", "set_cookie_bytes", client.largest_cookie, "bytes",
                                 {"side": "app", "browser_limit_bytes": 4096})
             if name == "celery":
@@ -195,16 +195,27 @@ def _payload(size: int, seed: int) -> bytes:
 # ------------------------------------------------------------------------------ figures
 
 
-def _cost_rows(client: _Client, server: Any, app_stamp: RowStamp, ctx: Any, sizes: list[int],
-               p: AppPathParams, direct: bool) -> Iterator[Row]:
+def app_cost_rows(server: Any, stamp: RowStamp, sizes: list[int], repeats: int, seed: int,
+                  timeout_s: float = 120.0) -> list[Row]:
+    """The cost-per-MiB rows for a running :class:`~tempbench.webapp.server.AppServer`, in
+    the scenario of ``stamp`` (``tempbench load`` measures them beside its locust phases)."""
+    client = _Client(server.url, timeout_s)
+    rows = list(_cost_rows(client, server, stamp, sizes, repeats, seed, bool(server.info()["direct_upload"])))
+    client.call("DELETE", "/api/session")
+    return rows
+
+
+def _cost_rows(client: _Client, server: Any, stamp: RowStamp, sizes: list[int], repeats: int,
+               seed: int, direct: bool) -> Iterator[Row]:
+    app_stamp = dataclasses.replace(stamp, emulated=False)
     flows = ("through_app", "presigned") if direct else ("through_app",)
     cpu = dict.fromkeys(flows, 0.0)
     moved = dict.fromkeys(flows, 0)
     uploaded = dict.fromkeys(flows, 0)
     tried = accepted = 0
     for size in sizes:
-        for i in range(p.repeats):
-            payload = _payload(size, ctx.seed + i)
+        for i in range(repeats):
+            payload = _payload(size, seed + i)
             for flow in flows:  # interleaved: the machine's noise falls on both
                 pids = server.pids()
                 before_cpu, before_bytes = _cpu_s(pids), client.app_bytes
@@ -214,7 +225,7 @@ def _cost_rows(client: _Client, server: Any, app_stamp: RowStamp, ctx: Any, size
                 else:
                     ok, why = client.presigned_upload("original", payload)
                     if not ok:
-                        log.warning("app_path %s: presigned upload of %d B failed: %s", ctx.backend, size, why)
+                        log.warning("app_path %s: presigned upload of %d B failed: %s", stamp.backend, size, why)
                 cpu[flow] += _cpu_s(pids) - before_cpu
                 moved[flow] += client.app_bytes - before_bytes
                 uploaded[flow] += size if ok else 0
@@ -223,13 +234,13 @@ def _cost_rows(client: _Client, server: Any, app_stamp: RowStamp, ctx: Any, size
         if not mib:
             continue
         params = {"side": "app", "flow": flow, "bytes_uploaded": uploaded[flow], "sizes": sizes,
-                  "repeats": p.repeats, "app_cpu_s": round(cpu[flow], 4)}
-        cpu_stamp = app_stamp if flow == "through_app" else ctx.stamp
+                  "repeats": repeats, "app_cpu_s": round(cpu[flow], 4)}
+        cpu_stamp = app_stamp if flow == "through_app" else stamp
         yield cpu_stamp.row("app_upload", "ok", "app_cpu_s_per_mib", cpu[flow] / mib, "s/MiB", params)
         yield app_stamp.row("app_upload", "ok", "app_bytes_per_mib", moved[flow] / mib, "B/MiB", params)
     if direct and uploaded["presigned"] and cpu["through_app"] > 0:
         ratio = (cpu["presigned"] / uploaded["presigned"]) / (cpu["through_app"] / uploaded["through_app"])
-        yield ctx.stamp.row("app_upload", "all", "presigned_to_through_app_cpu_ratio", ratio, "ratio",
+        yield stamp.row("app_upload", "all", "presigned_to_through_app_cpu_ratio", ratio, "ratio",
                         {"side": "app", **evidence_params(Say(
                             "app_cpu_ratio", presigned_s=cpu["presigned"], presigned_bytes=uploaded["presigned"],
                             app_s=cpu["through_app"], app_bytes=uploaded["through_app"]))})

@@ -10,7 +10,9 @@ One command does what a careful locust user would do by hand, and keeps the evid
    ``journey`` (the review's whole user journey with think time);
 4. turn locust's CSV stats and failures into tidy rows (``scenario="http_load"``) appended to
    the run folder's ``results.csv``, plus ratios (upload / no-op, upload / direct put),
-   the largest ``Set-Cookie`` seen, the journey's result checks and the spooling findings.
+   the largest ``Set-Cookie`` seen, the journey's result checks and the spooling findings,
+   and the app's CPU seconds and bytes per uploaded MiB (``app_upload``: through the app and,
+   for stores with direct upload, by the presigned flow; ``scenarios.app_path``).
 
 Locust runs in its own processes only: gevent's monkey-patching would break boto3, redis
 and celery in this one. ``--workers K`` runs it distributed (one master and K workers on
@@ -39,6 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backends.base import MiB
+from scenarios.app_path import app_cost_rows
 from scenarios.core import Row, RowStamp, RunFolder
 from tempbench import services
 from tempbench.evidence import Say, evidence_params
@@ -391,6 +394,8 @@ def load_command(
             spool = spool_rows(server, stamp, common)
             folder.append(spool)
             summary["spooling"] = {r.operation: r.outcome for r in spool}
+            # app CPU and bytes per uploaded MiB, through the app and (s3) presigned
+            folder.append(app_cost_rows(server, stamp, [ecu_bytes], repeats=3, seed=seed))
 
         runs: dict[str, LocustRun] = {}
         for phase in chosen:

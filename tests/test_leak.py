@@ -24,9 +24,9 @@ def run_leak(tmp_path: Path, spec: str, options: dict, section: dict) -> dict:
     results = runner.run()
     assert [r.status for r in results] == ["ok"], results
     rows = folder.read_rows()
-    by_sweep: dict[str, dict[str, float]] = {"on": {}, "off": {}}
+    by_sweep: dict[str, dict[str, float]] = {"on": {}, "off": {}, "failing": {}}
     for row in rows:
-        if row.scenario == "leak" and row.operation in ("leak", "kill"):
+        if row.scenario == "leak" and row.operation in ("leak", "kill", "sweep") and row.params.get("sweep") in by_sweep:
             by_sweep[row.params["sweep"]][row.metric] = row.value
     by_sweep["rows"] = rows  # type: ignore[assignment]
     return by_sweep
@@ -52,6 +52,15 @@ def test_disk_without_sweep_keeps_residue_and_a_killed_upload_leaves_a_partial_f
     assert len(series) >= 3 and all("t_s" in r.params for r in series)
     leftover = [r for r in rows if r.metric == "leftover_objects"]
     assert leftover[0].outcome == "pass"  # the scenario cleaned its own residue afterwards
+
+
+def test_a_sweep_that_always_fails_leaves_the_residue_a_sweep_that_never_fails_removes(tmp_path):
+    kept = run_leak(tmp_path / "a", "disk", {"root": tmp_path / "a" / "disk"},
+                    {**FAST, "modes": ["failing"], "failing_sweep_rate": 1.0})["failing"]
+    assert kept["residual_bytes"] > 0 and kept["sweeps_failed"] > 0 and kept["sweeps_run"] == 0
+    cleaned = run_leak(tmp_path / "b", "disk", {"root": tmp_path / "b" / "disk"},
+                       {**FAST, "modes": ["failing"], "failing_sweep_rate": 0.0})["failing"]
+    assert cleaned["residual_bytes"] == 0 and cleaned["sweeps_run"] > 0
 
 
 @pytest.mark.service
