@@ -128,3 +128,13 @@ def test_every_rating_symbol_is_drawn_with_its_label_and_needs_no_emoji_font(
     colours = Image.open(io.BytesIO(shot)).convert("RGB").getcolors(maxcolors=1 << 16) or []
     assert any(r > 150 and g < 90 and b < 90 for _, (r, g, b) in colours)
     page.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_report_html_names_no_rating_by_emoji_while_matrix_md_keeps_them(tmp_path: Path, lang: str) -> None:
+    """Without a browser too: every rating in report.html is the drawn symbol."""
+    written = render_run(make_run(tmp_path / "run"), lang=lang)
+    page = written.report_html.read_text(encoding="utf-8")
+    assert [e for e in RATING_EMOJI if e in page] == []
+    assert page.count('<svg class="sym-icon"') == page.count('class="sym-label"') > 100
+    assert any(e in written.matrix_md.read_text(encoding="utf-8") for e in RATING_EMOJI)
