@@ -163,3 +163,44 @@ def edit_rows(folder: Path, match: dict[str, Any], **changes: Any) -> int:
 
 def edit_value(folder: Path, match: dict[str, Any], value: float) -> int:
     return edit_rows(folder, match, value=value)
+
+
+def claim_records() -> list[dict[str, Any]]:
+    """Sample rows plus the rows only the claims read, with the scenarios' exact params."""
+    out = sample_records()
+    app = {"side": "app"}
+    for b, cookie, share in (("disk", 131, 1.0), ("cookie", 131, 0.0), ("s3", 131, 1.0), ("celery+redis", 131, 1.0)):
+        out.append(_real(row(b, "app_path", "set_cookie", "all", "set_cookie_bytes", cookie, "bytes",
+                             browser_limit_bytes=4096, **app)))
+        out.append(_real(row(b, "app_path", "upload", "ok", "accepted_share", share, "share",
+                             flow="through_app", tried=15, accepted=int(15 * share), **app)))
+        out.append(_real(row(b, "app_path", "size_wall", "quota", "accepted", 0.0, "flag", flow="through_app",
+                             size_bytes=3 * MiB, body_limit_bytes=2 * MiB, **app)))
+    for flow, moved in (("through_app", 1048745.0), ("presigned", 669.0)):
+        out.append(_real(row("s3", "app_path", "app_upload", "ok", "app_bytes_per_mib", moved, "B/MiB",
+                             flow=flow, **app)))
+    out.append(row("s3", "app_path", "app_upload", "all", "presigned_to_through_app_cpu_ratio", 0.5, "ratio", **app))
+    out.append(row("s3", "app_path", "size_wall", "ok", "accepted", 1.0, "flag", flow="presigned",
+                   size_bytes=3 * MiB, body_limit_bytes=2 * MiB))
+    for phase, statistic, size, ratio in (("process_request", "latency_p99", "all", 0.3),
+                                          ("until_result", "latency_p50", "largest", 1.7)):
+        out.append(row("celery+redis", "app_path", "upload_then_process", "all", "queued_to_inline_ratio",
+                       ratio, "ratio", phase=phase, statistic=statistic, size=size))
+    out.append(row("disk", "leak", "leak", "pass", "residual_bytes", 0, "bytes", sweep="failing"))
+    for sweep, growth in (("off", 6e8), ("failing", 0.0)):
+        out.append(row("disk", "leak", "leak", "all", "projected_growth_bytes_per_day", growth, "bytes/day",
+                       sweep=sweep))
+    for probe in ("storage_full_typed", "no_partial_file", "recovers_after_free"):
+        out.append(row("disk", "faults", probe, "pass", "finding", 1.0, "verdict", fault="disk_full"))
+    out.append(row("celery+redis", "faults", "worker_kill", "all", "jobs_lost", 1, "jobs", acks_late="off"))
+    out.append(row("disk", "security", "ttl_on_read", "fail", "finding", 0.0, "verdict"))
+    out.append(row("disk", "security", "guessable_names", "fail", "finding", 0.0, "verdict"))
+    out.append(row("redis", "security", "ttl_on_read", "pass", "finding", 1.0, "verdict"))
+    out.append(row("disk", "static", "source", "all", "needs_scheduled_sweep", 1, "flag"))
+    out.append(row("s3", "static", "capabilities", "all", "ttl_granularity_s", 86400, "s"))
+    return out
+
+
+def _real(record: dict[str, Any]) -> dict[str, Any]:
+    """An app-side row: measured on the real app process whatever the store's service."""
+    return {**record, "emulated": False}

@@ -40,7 +40,7 @@ def test_every_measured_cell_cites_existing_rows_and_at_most_two_decisive_figure
     run = load_run(run_dir)
     matrix = build_matrix(run)
     html = render_run(run_dir).report_html.read_text(encoding="utf-8")
-    assert len(matrix.cells) == len(matrix.rules.criteria) * len(STRATEGIES)
+    assert len(matrix.cells) == len(matrix.rules.criteria) * len(load_rules().columns)
     for cell in matrix.cells.values():
         assert f'id="{cell.anchor}"' in html
         if cell.rating == UNKNOWN:

@@ -15,7 +15,7 @@ from reports.data import COLUMNS, RunDataError, load_run
 from reports.matrix import load_rules
 from reports.render import render_run
 from tempbench.cli import app
-from tests.report_rows import STRATEGIES, edit_value, make_run, row, sample_records
+from tests.report_rows import edit_value, make_run, row, sample_records
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +53,16 @@ def test_markdown_matrix_has_a_row_per_criterion_and_a_column_per_strategy(rende
     md = (rendered / "matrix.md").read_text(encoding="utf-8")
     rules = load_rules()
     header = next(line for line in md.splitlines() if line.startswith("| Criterion"))
-    assert header.count("|") == len(STRATEGIES) + 2
+    assert header.count("|") == len(load_rules().columns) + 2
     for criterion in rules.criteria:
         line = next(line for line in md.splitlines() if line.startswith(f"| **{criterion.label['en']}**"))
-        assert line.count("report.html#cell-") == len(STRATEGIES)
+        assert line.count("report.html#cell-") == len(load_rules().columns)
 
 
 def test_csv_matrix_lists_every_cell_with_its_rows(rendered: Path) -> None:
     with (rendered / "matrix.csv").open(encoding="utf-8") as fh:
         cells = list(csv.DictReader(fh))
-    assert len(cells) == len(load_rules().criteria) * len(STRATEGIES)
+    assert len(cells) == len(load_rules().criteria) * len(load_rules().columns)
     run = load_run(rendered)
     for cell in cells:
         if cell["rating"] != "unknown":

@@ -18,7 +18,7 @@ from PIL import Image
 
 from reports.i18n import Messages
 from reports.render import render_run
-from tests.report_rows import make_run
+from tests.report_rows import claim_records, make_run
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -138,3 +138,39 @@ def test_report_html_names_no_rating_by_emoji_while_matrix_md_keeps_them(tmp_pat
     assert [e for e in RATING_EMOJI if e in page] == []
     assert page.count('<svg class="sym-icon"') == page.count('class="sym-label"') > 100
     assert any(e in written.matrix_md.read_text(encoding="utf-8") for e in RATING_EMOJI)
+
+
+@pytest.mark.parametrize(("lang", "title"), [("en", "The review, claim by claim"),
+                                             ("es", "La revisión, afirmación por afirmación")])
+def test_the_claims_section_renders_every_claim_with_its_status_and_evidence(
+    browser, tmp_path: Path, lang: str, title: str
+) -> None:
+    from reports.claims import STATUSES, load_ledger
+
+    run_dir = make_run(tmp_path / "run", claim_records())
+    report = render_run(run_dir, lang=lang).report_html
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.goto(report.as_uri(), wait_until="load")
+
+    assert page.inner_text("#claims h2") == title
+    claims = page.evaluate(
+        "Array.from(document.querySelectorAll('#claims tr[data-status]')).map(tr => ({"
+        " id: tr.id, status: tr.dataset.status, section: tr.closest('section').id,"
+        " badge: tr.querySelector('.status').innerText, visible: tr.offsetHeight > 0,"
+        " links: Array.from(tr.querySelectorAll('.rows a')).map(a => a.getAttribute('href'))}))"
+    )
+    assert len(claims) == len(load_ledger().claims)
+    assert all(c["visible"] and c["badge"].strip() for c in claims)
+    for section in {c["section"] for c in claims}:  # refuted first, then partly, supported...
+        order = [STATUSES.index(c["status"]) for c in claims if c["section"] == section]
+        assert order == sorted(order), section
+    linked = [c for c in claims if c["links"]]
+    assert linked and all(page.query_selector(href) is not None for c in linked for href in c["links"])
+    page.click(f"#{linked[0]['id']} .rows a >> nth=0")
+    assert page.evaluate("location.hash") == linked[0]["links"][0]
+    summary = page.inner_text("#claims .claims-summary")
+    assert summary.startswith("of " if lang == "en" else "de ")
+    assert problems == []
+    page.close()
