@@ -51,6 +51,8 @@ from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 log = logging.getLogger("tempbench.locust")
 
 DEFAULT_ECU_BYTES = 1024 * 1024
+CSRF_HEADER = "X-Tempbench-Client"
+"""The app refuses state-changing requests without it (tempbench.webapp.guard.CSRF_HEADER)."""
 TERMINAL_STATES = ("done", "failed", "expired", "missing")
 
 
@@ -246,6 +248,7 @@ class _AppUser(HttpUser):
     abstract = True
 
     def on_start(self) -> None:
+        self.client.headers[CSRF_HEADER] = "locust"
         with self.client.get("/api/info", name="info", catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(_failure_text(response))
@@ -335,11 +338,15 @@ class EcuUploader(_AppUser):
         with self.client.get(
             job["events_url"], name="job events (SSE)", stream=True, timeout=timeout, catch_response=True
         ) as response:
-            if response.status_code != 200:
+            event, state = "", None
+            if response.status_code == 503 and "too_many_streams" in response.text:
+                # the app bounds its open streams (each holds a server thread): poll, as its page does
+                response.success()
+                event, state = "status", self.poll_status(job, timeout)
+            elif response.status_code != 200:
                 response.failure(_failure_text(response))
                 return False
-            event, state = "", None
-            for line in response.iter_lines(decode_unicode=True):
+            for line in response.iter_lines(decode_unicode=True) if state is None else ():
                 if line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):
@@ -360,6 +367,18 @@ class EcuUploader(_AppUser):
             context={},
         )
         return done
+
+    def poll_status(self, job: dict, timeout: float) -> dict:
+        """The job's state from its status URL, polled until it ends or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.client.get(job["status_url"], name="job status (poll)", catch_response=True) as response:
+                if not _expect(response, 200):
+                    return {}
+                state = response.json()
+            if state.get("state") in TERMINAL_STATES or time.monotonic() >= deadline:
+                return state
+            time.sleep(0.25)
 
     def download_and_check(self) -> None:
         with self.client.get("/api/result", name="download result", catch_response=True) as response:

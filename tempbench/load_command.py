@@ -43,7 +43,7 @@ from rich.table import Table
 from backends.base import MiB
 from scenarios.app_path import app_cost_rows
 from scenarios.core import Row, RowStamp, RunFolder
-from tempbench import services
+from tempbench import cli_checks, services
 from tempbench.evidence import Say, evidence_params
 from tempbench.schema import OUTCOMES
 from tempbench.webapp.server import AppServer, interrupt_on_termination
@@ -359,11 +359,12 @@ def load_command(
     """
     interrupt_on_termination()
     chosen = [p.strip() for p in phases.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in PHASES]
-    if unknown:
-        raise typer.BadParameter(f"unknown phase(s) {unknown}; choose from {', '.join(PHASES)}")
+    cli_checks.check_names("--phases", chosen, list(PHASES), "phase")
+    cli_checks.check_backends("--backend", [backend], cli_checks.APP_STORES)
     seconds = parse_duration(run_time)
     ecu_bytes = parse_size(size)
+    cli_checks.check_service_urls(redis_url, s3_endpoint_url, broker_url)
+    cli_checks.check_writable_dir("--out", out or Path("results"))
     folder = RunFolder(out) if out else RunFolder.create("results")
     with ExitStack() as stack:
         server: AppServer | None = None

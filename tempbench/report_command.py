@@ -16,6 +16,7 @@ from reports.compare import compare_runs, format_comparison
 from reports.data import RunDataError
 from reports.i18n import UnknownLanguage, languages
 from reports.render import render_run
+from tempbench import cli_checks
 
 console = Console()
 
@@ -26,6 +27,10 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="Where to write the files (default: the run folder).")] = None,
 ) -> None:
     """Re-render matrix.md, matrix.csv and report.html from a run folder's saved rows."""
+    cli_checks.check_names("--lang", [lang], languages(), "report language")
+    if not run_dir.is_dir():
+        raise typer.BadParameter(f"run folder {run_dir} does not exist or is not a folder", param_hint="RUN_DIR")
+    cli_checks.check_writable_dir("--out", out or run_dir)
     try:
         paths = render_run(run_dir, lang=lang, out_dir=out)
     except (RunDataError, UnknownLanguage) as exc:

@@ -44,7 +44,7 @@ from scenarios.runner import (
     available_scenarios,
 )
 from scenarios.workload import WorkloadError, load_workload, parse_overrides
-from tempbench import services
+from tempbench import cli_checks, services
 
 log = logging.getLogger(__name__)
 console = Console()
@@ -115,18 +115,18 @@ def run(
         raise typer.BadParameter(str(exc)) from exc
     if processes < 1:
         raise typer.BadParameter("--processes must be >= 1")
-    if lang not in languages():
-        raise typer.BadParameter(f"--lang {lang!r}: the report speaks {', '.join(languages())}")
+    cli_checks.check_names("--lang", [lang], languages(), "report language")
 
     available = available_scenarios()
     if scenarios:
         chosen = [s.strip() for s in scenarios.split(",") if s.strip()]
-        unknown = [s for s in chosen if s not in SCENARIOS]
-        if unknown:
-            raise typer.BadParameter(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+        cli_checks.check_names("--scenarios", chosen, list(SCENARIOS), "scenario")
     else:
         chosen = [name for name, why in available.items() if why is None]
     specs = [s.strip() for s in backends.split(",")] if backends else list(DEFAULT_BACKENDS)
+    cli_checks.check_backends("--backends", specs)
+    cli_checks.check_service_urls(redis_url, s3_endpoint_url, broker_url)
+    cli_checks.check_writable_dir("--out", out or Path("results"))
 
     for env, value in ((services.REDIS_URL_ENV, redis_url), (services.S3_ENDPOINT_ENV, s3_endpoint_url),
                        (services.BROKER_URL_ENV, broker_url)):

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from tempbench import cli_checks
 from tempbench.webapp import DEFAULT_TTL_S
 from tempbench.webapp.server import AppServer, ServerError, interrupt_on_termination
 
@@ -27,6 +28,8 @@ def serve_command(
     broker_url: Annotated[str | None, typer.Option("--broker-url", envvar="CELERY_BROKER_URL", help="Celery broker (default: the resolved Redis).")] = None,
 ) -> None:
     """Serve the reference Flask app (upload, process, download) over one strategy until Ctrl-C."""
+    cli_checks.check_backends("--backend", [backend], cli_checks.APP_STORES)
+    cli_checks.check_service_urls(redis_url, s3_endpoint_url, broker_url)
     interrupt_on_termination()
     server = AppServer(
         backend,

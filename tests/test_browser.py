@@ -41,17 +41,21 @@ def browser():
 
 
 @pytest.mark.parametrize(
-    ("spec", "multipart"),
+    ("spec", "multipart", "sse_timeout_s"),
     [
-        ("disk", False),  # raw body, streamed into the store
-        ("encrypted-disk:aesgcm-stream", True),  # the browser's multipart form
-        ("s3", False),  # presigned POST straight to the S3 endpoint
-        ("celery+redis", False),  # queued job, progress over Server-Sent Events
+        ("disk", False, None),  # raw body, streamed into the store
+        ("encrypted-disk:aesgcm-stream", True, None),  # the browser's multipart form
+        ("s3", False, None),  # presigned POST straight to the S3 endpoint
+        ("celery+redis", False, None),  # queued job, progress over Server-Sent Events
+        ("celery+redis", False, "0"),  # the stream ends at once: the page polls the status URL
     ],
 )
 def test_page_uploads_a_generated_ecu_pair_and_shows_the_result(
-    spec: str, multipart: bool, browser, tmp_path: Path
+    spec: str, multipart: bool, sse_timeout_s: str | None, browser, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if sse_timeout_s is not None:
+        monkeypatch.setenv("TEMPBENCH_SSE_TIMEOUT_S", sse_timeout_s)
     if spec == "celery+redis":
         try:
             if resolve_redis().emulated:
@@ -100,3 +104,26 @@ def test_page_uploads_a_generated_ecu_pair_and_shows_the_result(
     assert downloaded == json.loads(json.dumps(expected))
     assert deleted_text == "Deleted 3 file(s) from the server."
     assert screenshot.stat().st_size > 10_000
+
+
+def test_a_form_on_another_site_cannot_post_to_the_app(browser, tmp_path: Path) -> None:
+    """A real cross-site form POST (text/plain, from http://evil.test) is refused, nothing stored."""
+    with AppServer("disk", workers=1, workdir=tmp_path / "app") as server:
+        page = browser.new_page()
+        evil = (
+            f'<form id="f" method="post" enctype="text/plain" action="{server.url}/api/files/original">'
+            '<input name="firmware" value="attacker bytes"></form>'
+        )
+        page.route("http://evil.test/**", lambda route: route.fulfill(body=evil, content_type="text/html"))
+        try:
+            page.goto("http://evil.test/")
+            with page.expect_response(f"{server.url}/api/files/original") as answer:
+                page.evaluate("document.getElementById('f').submit()")
+            status, body = answer.value.status, answer.value.json()
+            cookies = page.context.cookies(server.url)
+        finally:
+            page.close()
+        stored = [p for p in server.store_root.rglob("*") if p.is_file()] if server.store_root.exists() else []
+
+    assert status == 403 and body["error"] == "cross_site", body
+    assert stored == [] and cookies == []

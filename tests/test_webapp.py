@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
 from flask.testing import FlaskClient
 
 from backends import NotFound, get_store
@@ -23,6 +24,7 @@ from tempbench.ecu import generate_ecu, modify_ecu
 from tempbench.processing import compare_images
 from tempbench.webapp import app_store, create_app
 from tempbench.webapp.cookie_session import BROWSER_COOKIE_LIMIT
+from tempbench.webapp.guard import CSRF_HEADER
 from tempbench.webapp.server import AppServer
 from tempbench.webapp.spool_probe import probe_spooling
 
@@ -35,6 +37,13 @@ STORE_SPECS = (
     "s3",
     pytest.param("celery+redis", marks=pytest.mark.slow),
 )
+
+
+def client_of(app: Flask) -> FlaskClient:
+    """A test client that sends the header the app's own page sends on every change."""
+    client = app.test_client()
+    client.environ_base["HTTP_" + CSRF_HEADER.upper().replace("-", "_")] = "test"
+    return client
 
 
 def set_cookie_sizes(response) -> list[int]:
@@ -83,7 +92,7 @@ def run_journey(client: FlaskClient, original: bytes, modified: bytes) -> tuple[
 def test_journey_round_trips_byte_exact_and_cookie_stays_small(spec: str, make_store) -> None:
     store = make_store(spec)
     app = create_app(spec, store=store, secret_key=SECRET)
-    client = app.test_client()
+    client = client_of(app)
     original, modified = ecu_pair()
 
     upload, result, cookies = run_journey(client, original, modified)
@@ -104,7 +113,7 @@ def test_journey_round_trips_byte_exact_and_cookie_stays_small(spec: str, make_s
 
 def test_cookie_strategy_round_trips_a_file_small_enough_for_the_cookie() -> None:
     app = create_app("cookie", secret_key=SECRET)
-    client = app.test_client()
+    client = client_of(app)
     original = os.urandom(600)
     modified = original[:100] + bytes(b ^ 0xFF for b in original[100:110]) + original[110:]
 
@@ -118,7 +127,7 @@ def test_cookie_strategy_round_trips_a_file_small_enough_for_the_cookie() -> Non
 
 def test_cookie_strategy_refuses_a_256_kib_ecu_because_its_cookie_would_exceed_4096_bytes() -> None:
     app = create_app("cookie", secret_key=SECRET)
-    client = app.test_client()
+    client = client_of(app)
     original, _ = ecu_pair(256 * KiB)
 
     response = client.post("/api/files/original", data=original, content_type="application/octet-stream")
@@ -139,7 +148,7 @@ def test_cookie_strategy_refuses_a_256_kib_ecu_because_its_cookie_would_exceed_4
 
 def test_upload_over_max_content_length_gets_413_json_and_stores_nothing(tmp_path: Path) -> None:
     app = create_app("disk", store_options={"root": tmp_path / "d"}, secret_key=SECRET, max_content_length=64 * KiB)
-    client = app.test_client()
+    client = client_of(app)
     store = app_store(app)
     too_big = os.urandom(64 * KiB + 1)
 
@@ -178,7 +187,7 @@ def test_upload_over_max_content_length_gets_413_json_and_stores_nothing(tmp_pat
 def test_hostile_or_unknown_kind_gets_400_json(path: str, tmp_path: Path) -> None:
     app = create_app("disk", store_options={"root": tmp_path / "d"}, secret_key=SECRET)
 
-    response = app.test_client().post(path, data=b"x", content_type="application/octet-stream")
+    response = client_of(app).post(path, data=b"x", content_type="application/octet-stream")
 
     assert response.status_code == 400
     assert response.json["error"] == "invalid_key"
@@ -189,14 +198,14 @@ def test_hostile_or_unknown_kind_gets_400_json(path: str, tmp_path: Path) -> Non
 def test_path_traversal_in_the_url_never_reaches_a_view(tmp_path: Path) -> None:
     app = create_app("disk", store_options={"root": tmp_path / "d"}, secret_key=SECRET)
 
-    response = app.test_client().post("/api/files/..%2f..%2fetc", data=b"x")
+    response = client_of(app).post("/api/files/..%2f..%2fetc", data=b"x")
 
     assert response.status_code == 404 and response.json["error"] == "not_found"
 
 
 def test_forged_session_reference_and_hostile_job_id_get_400_json(tmp_path: Path) -> None:
     app = create_app("disk", store_options={"root": tmp_path / "d"}, secret_key=SECRET)
-    client = app.test_client()
+    client = client_of(app)
     # only someone holding the secret key can sign a session; the app still checks it
     forged = app.session_interface.get_signing_serializer(app).dumps({"sid": "../../etc"})
     client.set_cookie("session", forged)
@@ -216,7 +225,7 @@ def test_store_errors_map_to_http_status_with_json(error: str, status: int, word
     store = get_store("faulty", inner="null", error_rate=1.0, error=error)
     app = create_app("faulty", store=store, secret_key=SECRET)
 
-    response = app.test_client().post("/api/files/original", data=b"abc", content_type="application/octet-stream")
+    response = client_of(app).post("/api/files/original", data=b"abc", content_type="application/octet-stream")
 
     assert response.status_code == status
     assert response.json["error"] == word and response.json["message"]
@@ -224,7 +233,7 @@ def test_store_errors_map_to_http_status_with_json(error: str, status: int, word
 
 def test_job_of_another_session_is_not_found(tmp_path: Path) -> None:
     app = create_app("disk", store_options={"root": tmp_path / "d"}, secret_key=SECRET)
-    owner, other = app.test_client(), app.test_client()
+    owner, other = client_of(app), client_of(app)
     original, modified = ecu_pair(64 * KiB)
     owner.post("/api/files/original", data=original, content_type="application/octet-stream")
     owner.post("/api/files/modified", data=modified, content_type="application/octet-stream")
@@ -238,7 +247,7 @@ def test_job_of_another_session_is_not_found(tmp_path: Path) -> None:
 
 def test_empty_upload_and_presign_without_direct_upload_are_refused(tmp_path: Path) -> None:
     app = create_app("disk", store_options={"root": tmp_path / "d"}, secret_key=SECRET)
-    client = app.test_client()
+    client = client_of(app)
 
     empty = client.post("/api/files/original", data=b"", content_type="application/octet-stream")
     presign = client.post("/api/files/original/presign")
@@ -250,7 +259,7 @@ def test_empty_upload_and_presign_without_direct_upload_are_refused(tmp_path: Pa
 def test_s3_presigned_post_flow_bytes_never_pass_through_the_app(make_store) -> None:
     store = make_store("s3")
     app = create_app("s3", store=store, secret_key=SECRET)
-    client = app.test_client()
+    client = client_of(app)
     original, modified = ecu_pair(64 * KiB)
 
     for kind, data in (("original", original), ("modified", modified)):
@@ -274,7 +283,7 @@ def test_s3_presigned_post_flow_bytes_never_pass_through_the_app(make_store) -> 
 def test_noop_endpoint_reads_the_body_and_stores_nothing(tmp_path: Path) -> None:
     app = create_app("disk", store_options={"root": tmp_path / "d"}, secret_key=SECRET)
 
-    response = app.test_client().post("/api/noop", data=os.urandom(3 * MiB), content_type="application/octet-stream")
+    response = client_of(app).post("/api/noop", data=os.urandom(3 * MiB), content_type="application/octet-stream")
 
     assert response.status_code == 200 and response.json["bytes"] == 3 * MiB
     assert app_store(app).footprint().objects == 0
@@ -284,7 +293,7 @@ def test_noop_endpoint_reads_the_body_and_stores_nothing(tmp_path: Path) -> None
 def test_page_offers_file_pickers_progress_bars_and_download(tmp_path: Path) -> None:
     app = create_app("disk", store_options={"root": tmp_path / "d"}, secret_key=SECRET)
 
-    page = app.test_client().get("/")
+    page = client_of(app).get("/")
 
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and page.mimetype == "text/html"

@@ -23,6 +23,13 @@ did, so its failure can be reproduced. Endpoints (all errors are JSON, see ``err
 ``DELETE /api/session``                     delete the session's files
 ==========================================  =================================================
 
+Every state-changing request needs the ``X-Tempbench-Client`` header or a same-origin
+``Origin`` (``guard.py``); error bodies carry an error word, a fixed message and a request id,
+never a store's own message (``errors.py``). An events stream holds a server thread, so at
+most ``sse_max_streams`` are open per process (more get 503 ``too_many_streams``: poll the
+status URL), each lasts at most ``sse_timeout_s`` and sends a heartbeat comment every
+``sse_heartbeat_s`` so a client that went away frees its thread at the next write.
+
 Multipart uploads pass through Werkzeug's form parser, which spools parts over 500 KiB to an
 unencrypted temporary file before any view runs; the raw-body path hands ``request.stream``
 straight to ``store.put`` and never touches the temp dir.
@@ -30,11 +37,13 @@ straight to ``store.put`` and never touches the temp dir.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -55,6 +64,7 @@ from flask import (
 from backends import get_store
 from backends.base import (
     CHUNK_BYTES,
+    ChunkReader,
     Expired,
     InvalidKey,
     MiB,
@@ -66,7 +76,8 @@ from backends.base import (
 )
 from tempbench import processing
 from tempbench.webapp.cookie_session import FlaskSessionCookieStore
-from tempbench.webapp.errors import BadRequest, install_error_handlers
+from tempbench.webapp.errors import BadRequest, install_error_handlers, request_id
+from tempbench.webapp.guard import install_guard
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +93,19 @@ ENV_TTL_S = "TEMPBENCH_TTL_S"
 ENV_MAX_CONTENT_LENGTH = "TEMPBENCH_MAX_CONTENT_LENGTH"
 ENV_SERVICE = "TEMPBENCH_SERVICE"
 ENV_PROXY_BODY_LIMIT = "TEMPBENCH_PROXY_BODY_LIMIT"
+ENV_SECURE_COOKIE = "TEMPBENCH_SECURE_COOKIE"
+ENV_PROXY_HOPS = "TEMPBENCH_PROXY_HOPS"
+ENV_SSE_MAX_STREAMS = "TEMPBENCH_SSE_MAX_STREAMS"
+ENV_SSE_TIMEOUT_S = "TEMPBENCH_SSE_TIMEOUT_S"
+ENV_SSE_HEARTBEAT_S = "TEMPBENCH_SSE_HEARTBEAT_S"
+
+DEFAULT_SSE_MAX_STREAMS = 2
+"""Half of gunicorn's 4 gthread threads per worker that ``AppServer`` starts by default: the
+other half stays free for uploads however many pages watch a job (``AppServer`` passes
+``threads // 2`` for other thread counts)."""
+DEFAULT_SSE_TIMEOUT_S = 60.0
+"""Longest life of one events stream; the page then polls the status URL instead."""
+DEFAULT_SSE_HEARTBEAT_S = 5.0
 
 _INLINE_PREFIX = "inline-"
 
@@ -95,7 +119,11 @@ def create_app(
     ttl_s: float = DEFAULT_TTL_S,
     max_content_length: int | None = DEFAULT_MAX_CONTENT_LENGTH,
     sse_interval_s: float = 0.25,
-    sse_timeout_s: float = 300.0,
+    sse_timeout_s: float = DEFAULT_SSE_TIMEOUT_S,
+    sse_max_streams: int = DEFAULT_SSE_MAX_STREAMS,
+    sse_heartbeat_s: float = DEFAULT_SSE_HEARTBEAT_S,
+    secure_cookie: bool = False,
+    proxy_hops: int = 0,
     service: dict[str, Any] | None = None,
     proxy_body_limit: int | None = None,
 ) -> Flask:
@@ -105,6 +133,7 @@ def create_app(
     ``backends.get_store(store_spec, **store_options)``, except ``cookie``, which keeps the
     files in Flask's session cookie like the original app. App instances that must share
     sessions (several gunicorn workers) need the same ``secret_key`` and a shared medium.
+    ``secure_cookie`` and ``proxy_hops`` are described in ``guard.py``.
 
     ``proxy_body_limit`` stands in for the reverse proxy in front of the app (Cloudflare
     refuses bodies over 100 MB with 413 before the origin sees them): a request declaring a
@@ -128,9 +157,12 @@ def create_app(
         ttl_s=float(ttl_s),
         sse_interval_s=sse_interval_s,
         sse_timeout_s=sse_timeout_s,
+        sse_max_streams=sse_max_streams,
+        sse_heartbeat_s=sse_heartbeat_s,
         service=service,
     )
     app.extensions["tempbench"] = state
+    install_guard(app, secure_cookie=secure_cookie, proxy_hops=proxy_hops)
     install_error_handlers(app)
     if proxy_body_limit is not None:
         _add_proxy_limit(app, proxy_body_limit)
@@ -144,7 +176,8 @@ def create_app_from_env() -> Flask:
     if not spec:
         raise RuntimeError(f"{ENV_BACKEND} must name the store spec (e.g. disk, redis)")
     limit = os.environ.get(ENV_MAX_CONTENT_LENGTH)
-    proxy = os.environ.get(ENV_PROXY_BODY_LIMIT)
+    env = os.environ.get
+    proxy = env(ENV_PROXY_BODY_LIMIT)
     return create_app(
         spec,
         store_options=json.loads(os.environ.get(ENV_STORE_OPTIONS) or "{}"),
@@ -153,6 +186,11 @@ def create_app_from_env() -> Flask:
         max_content_length=int(limit) if limit else DEFAULT_MAX_CONTENT_LENGTH,
         service=json.loads(os.environ[ENV_SERVICE]) if os.environ.get(ENV_SERVICE) else None,
         proxy_body_limit=int(proxy) if proxy else None,
+        sse_max_streams=int(env(ENV_SSE_MAX_STREAMS) or DEFAULT_SSE_MAX_STREAMS),
+        sse_timeout_s=float(env(ENV_SSE_TIMEOUT_S) or DEFAULT_SSE_TIMEOUT_S),
+        sse_heartbeat_s=float(env(ENV_SSE_HEARTBEAT_S) or DEFAULT_SSE_HEARTBEAT_S),
+        secure_cookie=(env(ENV_SECURE_COOKIE) or "0").lower() in ("1", "true", "yes"),
+        proxy_hops=int(env(ENV_PROXY_HOPS) or 0),
     )
 
 
@@ -172,6 +210,8 @@ class _AppState:
         ttl_s: float,
         sse_interval_s: float,
         sse_timeout_s: float,
+        sse_max_streams: int,
+        sse_heartbeat_s: float,
         service: dict[str, Any] | None,
     ) -> None:
         self.spec = spec
@@ -180,6 +220,8 @@ class _AppState:
         self.ttl_s = ttl_s
         self.sse_interval_s = sse_interval_s
         self.sse_timeout_s = sse_timeout_s
+        self.sse_heartbeat_s = sse_heartbeat_s
+        self.sse_slots = threading.BoundedSemaphore(max(1, sse_max_streams))
 
     @property
     def queued(self) -> bool:
@@ -198,10 +240,13 @@ class _AppState:
                 self.store.open(session_id, processing.RESULT_KIND).close()
             except NotFound:
                 return {"job_id": job_id, "state": "missing", "message": "no result stored"}
-            except Expired as exc:
-                return {"job_id": job_id, "state": "expired", "message": str(exc)}
-            except StoreError as exc:
-                return {"job_id": job_id, "state": "failed", "message": str(exc)}
+            except Expired:
+                return {"job_id": job_id, "state": "expired", "message": "the result has expired"}
+            except StoreError as exc:  # the details stay in the server's log, under the id
+                rid = request_id()
+                log.warning("request %s: job %s: result unreadable: %s", rid, job_id, exc, exc_info=True)
+                message = f"the result could not be read (request id {rid})"
+                return {"job_id": job_id, "state": "failed", "message": message, "request_id": rid}
             return {"job_id": job_id, "state": "done"}
         return {"job_id": job_id, **_queued_state(self.store.status(job_id))}  # type: ignore[attr-defined]
 
@@ -300,13 +345,15 @@ def _add_routes(app: Flask, state: _AppState) -> None:
                 )
             via, source = "multipart", part.stream
         else:
-            if request.content_length == 0:
-                raise BadRequest("the request body is empty; nothing was stored", "empty")
             via, source = "raw", request.stream
-        stored = store.put(sid, kind, source, state.ttl_s)
-        if stored == 0:
-            store.delete(sid, kind)
-            raise BadRequest("the uploaded file is empty; nothing was stored", "empty")
+        # An empty file is refused before the store sees it: a put would first replace the
+        # file already stored under this kind. A chunked body has no Content-Length to check,
+        # so the first chunk is read here and handed on with the rest.
+        first = source.read(CHUNK_BYTES)
+        if not first:
+            raise BadRequest(f"the uploaded {kind} file is empty; nothing was stored", "empty")
+        rest = iter(lambda: source.read(CHUNK_BYTES), b"")
+        stored = store.put(sid, kind, ChunkReader(itertools.chain([first], rest)), state.ttl_s)
         return jsonify(kind=kind, bytes=stored, via=via, session_id=sid), 201
 
     @app.post("/api/files/<kind>/presign")
@@ -357,12 +404,23 @@ def _add_routes(app: Flask, state: _AppState) -> None:
     @app.get("/api/jobs/<job_id>/events")
     def job_events(job_id: str) -> Response:
         sid, job_id = _own_job(job_id)
+        if not state.sse_slots.acquire(blocking=False):
+            raise BadRequest(
+                "too many progress streams are open on this server; poll the status URL instead",
+                "too_many_streams",
+                status=503,
+                status_url=url_for("job_status", job_id=job_id),
+            )
         events = stream_with_context(_job_events(state, sid, job_id))
-        return Response(
+        response = Response(
             events,
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+        # The server closes the response when the stream ends or the client went away,
+        # whether or not the generator ever started (a generator's finally would not run).
+        response.call_on_close(_once(state.sse_slots.release))
+        return response
 
     @app.get("/api/result")
     def download() -> Response:
@@ -406,14 +464,18 @@ def _job_links(job_id: str, **fields: Any) -> Response:
 
 def _job_events(state: _AppState, sid: str, job_id: str) -> Iterator[str]:
     """Yield the job's state whenever it changes, until it ends or the stream times out."""
-    started = time.monotonic()
+    started = sent = time.monotonic()
     last: dict[str, Any] | None = None
     while True:
         current = state.job_state(sid, job_id)
-        current["elapsed_s"] = round(time.monotonic() - started, 3)
+        now = time.monotonic()
+        current["elapsed_s"] = round(now - started, 3)
         if last is None or current["state"] != last["state"] or current.get("progress") != last.get("progress"):
             yield f"event: status\ndata: {json.dumps(current)}\n\n"
-            last = current
+            last, sent = current, now
+        elif now - sent >= state.sse_heartbeat_s:
+            yield ": heartbeat\n\n"  # a write to a client that left fails and ends the stream
+            sent = now
         if current["state"] in TERMINAL_STATES:
             return
         if time.monotonic() - started > state.sse_timeout_s:
@@ -424,6 +486,17 @@ def _job_events(state: _AppState, sid: str, job_id: str) -> Iterator[str]:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _once(action: Any) -> Any:
+    """``action`` wrapped to run on the first call only (close may be called twice)."""
+    pending = threading.Lock()
+
+    def run_once() -> None:
+        if pending.acquire(blocking=False):  # never released: later calls do nothing
+            action()
+
+    return run_once
 
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 

@@ -41,6 +41,9 @@ _FILES = "files"
 class QuotaExceededCookie(QuotaExceeded):
     """A put refused because the session cookie would outgrow what a browser keeps."""
 
+    public = True
+    """Worded by the app for the client (sizes only, no internals): the body may quote it."""
+
     def __init__(self, message: str, cookie_bytes: int) -> None:
         super().__init__(message)
         self.cookie_bytes = cookie_bytes

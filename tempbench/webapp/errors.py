@@ -3,13 +3,20 @@
 Store errors keep their meaning over HTTP (a quota is 413, a missing file 404, an expired
 one 410, a dead backend 503), so a client, a locust run or a browser page can tell them
 apart without parsing messages.
+
+A body never carries a store's own message: those name filesystem paths, Redis hosts,
+ports and databases, S3 endpoints and buckets. It carries a stable ``error`` word, a fixed
+human ``message`` per error type and a ``request_id`` (also in the ``X-Request-Id``
+header); the details are logged server-side under the same id, so an operator can find
+them from what a user quotes.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -37,6 +44,24 @@ STORE_ERROR_STATUS: tuple[tuple[type[StoreError], int], ...] = (
 )
 """StoreError subclass -> HTTP status; the body's ``error`` word is the error's row outcome."""
 
+PUBLIC_MESSAGES: tuple[tuple[type[StoreError], str], ...] = (
+    (InvalidKey, "the session or file name was refused; nothing was stored"),
+    (NotFound, "this session holds no such file (never uploaded, or deleted)"),
+    (Expired, "the file has passed its time to live and is gone; upload it again"),
+    (QuotaExceeded, "the upload is over a storage limit (files per session, total bytes or "
+                    "file size); nothing was stored"),
+    (StorageFull, "the server's storage is full; nothing was stored, try again later"),
+    (BackendUnavailable, "the storage service is unavailable; try again later"),
+    (CorruptData, "the stored file failed its integrity check and was not served"),
+    (StoreError, "the storage backend failed"),
+)
+"""What a client is told per StoreError subclass (first match): no store message reaches it."""
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+_CLIENT_SIDE = (InvalidKey, NotFound, Expired, QuotaExceeded)
+"""Store errors caused by the request, not by the server: logged without a traceback."""
+
 
 class BadRequest(Exception):
     """A request the app refuses before any store is touched (400 unless told otherwise)."""
@@ -48,9 +73,26 @@ class BadRequest(Exception):
         self.extra = extra
 
 
+def request_id() -> str:
+    """This request's id (made on first use): in error bodies, the header and the log."""
+    if "request_id" not in g:
+        g.request_id = secrets.token_hex(8)
+    return g.request_id
+
+
+def public_message(exc: StoreError) -> str:
+    """What a client may read about ``exc``: a fixed sentence for its type, or the message
+    of an error the app itself worded for clients (``public = True``, e.g. the cookie bug)."""
+    if getattr(exc, "public", False):
+        return str(exc)
+    return next(message for error_type, message in PUBLIC_MESSAGES if isinstance(exc, error_type))
+
+
 def error_response(status: int, error: str, message: str, **extra: object) -> ResponseReturnValue:
-    """The one shape of every error body: ``{"error", "message", "status", ...}``."""
-    return jsonify({"error": error, "message": message, "status": status, **extra}), status
+    """The one shape of every error body: ``{"error", "message", "status", "request_id", ...}``."""
+    rid = request_id()
+    body = {"error": error, "message": message, "status": status, "request_id": rid, **extra}
+    return jsonify(body), status, {REQUEST_ID_HEADER: rid}
 
 
 def install_error_handlers(app: Flask) -> None:
@@ -71,12 +113,14 @@ def _store_error(exc: StoreError) -> ResponseReturnValue:
     cause = exc.__cause__
     if isinstance(cause, HTTPException):
         return _http_error(cause)
-    for error_type, status in STORE_ERROR_STATUS:
-        if isinstance(exc, error_type):
-            extra = getattr(exc, "http_extra", {})
-            return error_response(status, exc.outcome, str(exc), **extra)
-    log.warning("store error without a specific type: %s", exc)
-    return error_response(500, "error", f"the storage backend failed: {exc}")
+    status = next((code for error_type, code in STORE_ERROR_STATUS if isinstance(exc, error_type)), 500)
+    log.log(
+        logging.INFO if isinstance(exc, _CLIENT_SIDE) else logging.WARNING,
+        "request %s: %s %s -> %s %s: %s",
+        request_id(), request.method, request.path, status, type(exc).__name__, exc,
+        exc_info=not isinstance(exc, _CLIENT_SIDE),
+    )
+    return error_response(status, exc.outcome, public_message(exc), **getattr(exc, "http_extra", {}))
 
 
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
@@ -95,10 +139,8 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
 
 
 def _crash(exc: Exception) -> ResponseReturnValue:
-    log.exception("unhandled error in the reference app")
-    return error_response(
-        500, "internal", f"the server failed unexpectedly ({type(exc).__name__}); see its log"
-    )
+    log.exception("request %s: %s %s -> 500: unhandled error", request_id(), request.method, request.path)
+    return error_response(500, "internal", "the server failed unexpectedly; its log has the details")
 
 
 def _human(nbytes: int | None) -> str:

@@ -42,6 +42,7 @@ from tempbench.webapp import (
     ENV_PROXY_BODY_LIMIT,
     ENV_SECRET_KEY,
     ENV_SERVICE,
+    ENV_SSE_MAX_STREAMS,
     ENV_STORE_OPTIONS,
     ENV_TTL_S,
 )
@@ -76,9 +77,10 @@ class AppServer:
     """The reference app served by gunicorn on 127.0.0.1 (a context manager).
 
     ``workers`` gunicorn worker processes with ``threads`` threads each (gthread, so a
-    Server-Sent Events stream does not hold a whole worker). ``celery_workers`` Celery worker
-    processes for ``celery+...`` specs. ``redis_url``/``s3_endpoint_url``/``broker_url``
-    override the service resolution (``tempbench.services``).
+    Server-Sent Events stream does not hold a whole worker; each worker serves at most
+    ``threads // 2`` streams at once, so uploads always find a thread). ``celery_workers``
+    Celery worker processes for ``celery+...`` specs. ``redis_url``/``s3_endpoint_url``/
+    ``broker_url`` override the service resolution (``tempbench.services``).
     """
 
     backend: str
@@ -187,6 +189,8 @@ class AppServer:
                 ENV_STORE_OPTIONS: json.dumps(self.store_options),
                 ENV_SECRET_KEY: env.get(ENV_SECRET_KEY) or secrets.token_hex(32),
                 ENV_TTL_S: str(self.ttl_s),
+                # an events stream holds a thread: half of each worker's stay for uploads
+                ENV_SSE_MAX_STREAMS: env.get(ENV_SSE_MAX_STREAMS) or str(max(1, self.threads // 2)),
                 ENV_MAX_CONTENT_LENGTH: str(self.max_content_length),
                 ENV_PROXY_BODY_LIMIT: str(self.proxy_body_limit or ""),
                 "TMPDIR": str(self.tmpdir),

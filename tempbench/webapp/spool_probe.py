@@ -27,6 +27,7 @@ import requests
 
 from backends.base import KiB, MiB
 from tempbench.evidence import Say
+from tempbench.webapp.guard import CSRF_HEADER
 
 CANARY_BYTES = 64
 WERKZEUG_SPOOL_BYTES = 500 * KiB
@@ -121,7 +122,7 @@ def probe_spooling(
     with socket.create_connection((url.hostname, url.port or 80), timeout=30) as sock:
         request_head = (
             f"POST /api/files/original HTTP/1.1\r\nHost: {url.netloc}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{CSRF_HEADER}: spool-probe\r\n"
             "Connection: close\r\n\r\n"
         ).encode()
         sock.sendall(request_head + body[:pause_at])
@@ -235,4 +236,8 @@ def _delete_session(base_url: str, response: bytes) -> None:
         if line.lower().startswith("set-cookie:")
     ]
     if cookies:
-        requests.delete(f"{base_url}/api/session", headers={"Cookie": "; ".join(cookies)}, timeout=30)
+        requests.delete(
+            f"{base_url}/api/session",
+            headers={"Cookie": "; ".join(cookies), CSRF_HEADER: "spool-probe"},
+            timeout=30,
+        )
