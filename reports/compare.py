@@ -1,4 +1,5 @@
-"""What changed between two runs: matrix cells whose rating moved, and figures that moved.
+"""What changed between runs: the stability figure (share of matrix cells whose rating
+agrees across every run), the cells whose rating moved, and the figures that moved.
 
 Both runs are judged by the SAME rules, prices and profile (the current files), so a change
 comes from the measurements, not from a policy edit. Figures are matched on (backend,
@@ -13,9 +14,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from reports.confidence import Stability, stability
 from reports.cost import estimate_costs, load_prices, load_profile
 from reports.data import Row, RunData, load_run, params_key
-from reports.matrix import Matrix, build_matrix, load_rules
+from reports.matrix import Matrix, Rules, build_matrix, load_rules
 from tempbench.evidence import EVIDENCE_KEYS
 
 VOLATILE_PARAMS = frozenset({"duration_s", "second", "processes", *EVIDENCE_KEYS})
@@ -76,11 +78,7 @@ def compare_runs(
     """Cells whose rating changed and figures that moved by more than ``tolerance`` (relative)."""
     a = run_a if isinstance(run_a, RunData) else load_run(run_a)
     b = run_b if isinstance(run_b, RunData) else load_run(run_b)
-    rules = load_rules(rules_path)
-    prices, profile = load_prices(), load_profile()
-    columns = [c.spec for c in rules.columns]
-    ma = build_matrix(a, rules, estimate_costs(a, prices, profile, columns), columns)
-    mb = build_matrix(b, rules, estimate_costs(b, prices, profile, columns), columns)
+    ma, mb = _matrices([a, b], load_rules(rules_path))
     figures_a, figures_b = _figures(a.rows), _figures(b.rows)
     cited = _cited_keys(ma) | _cited_keys(mb)
     moved = []
@@ -103,6 +101,33 @@ def compare_runs(
         tolerance=tolerance,
         compared_figures=len(set(figures_a) & set(figures_b)),
     )
+
+
+def _matrices(runs: list[RunData], rules: Rules) -> list[Matrix]:
+    """Every run judged by the same rules, prices and profile."""
+    prices, profile = load_prices(), load_profile()
+    columns = [c.spec for c in rules.columns]
+    return [build_matrix(r, rules, estimate_costs(r, prices, profile, columns), columns) for r in runs]
+
+
+def run_stability(runs: list[str | Path | RunData], *, rules_path: str | Path | None = None) -> tuple[list[str], Stability]:
+    """The run ids and the stability figure of two or more runs."""
+    data = [r if isinstance(r, RunData) else load_run(r) for r in runs]
+    matrices = _matrices(data, load_rules(rules_path))
+    ratings = [{key: cell.rating for key, cell in m.cells.items()} for m in matrices]
+    return [d.run_id for d in data], stability(ratings)
+
+
+def format_stability(run_ids: list[str], stab: Stability) -> str:
+    """``stability: 61 of 63 cells (97%) agree across 3 runs`` and the cells that moved."""
+    lines = [f"## stability: {stab.agreeing} of {stab.total} cells ({stab.share:.0%}) agree across "
+             f"{len(run_ids)} runs ({', '.join(f'`{r}`' for r in run_ids)})", ""]
+    if stab.moved:
+        lines += ["Cells whose rating moved:", ""]
+        lines += [f"- {criterion} × {backend}: {' → '.join(ratings)}" for criterion, backend, ratings in stab.moved]
+    else:
+        lines.append("No cell moved.")
+    return "\n".join(lines) + "\n"
 
 
 def format_comparison(cmp: RunComparison, limit: int = 40) -> str:

@@ -11,10 +11,13 @@ Measured quantities (rows of the ``capacity`` scenario, per backend):
 Assumptions about traffic live in ``profile.toml``; prices in ``prices.toml`` (both user
 editable). Models, per strategy:
 
-- memory (redis): peak bytes held × measured overhead × headroom -> smallest node that fits;
+- memory (redis): peak bytes held × measured overhead × headroom -> the cheapest fleet of one
+  node type that holds it (cluster mode: N nodes); the node-size step is reported with it;
 - volume (disk, encrypted-disk): peak bytes held × measured overhead × headroom, provisioned;
 - object (s3): GB-month prorated by how long files are held, PUT/GET/LIST requests;
 - cookie: cookie bytes per response × responses per session, priced as transfer out;
+- any strategy whose measured largest accepted file is smaller than the smallest file of the
+  profile cannot hold the workload at all: it is not priced (``Estimate.cannot_hold``);
 - workers (celery+X): the wrapped store's model plus vCPUs for the measured CPU s per job.
 
 Downloading the result costs the same transfer for every strategy: it is a ``common``
@@ -85,6 +88,11 @@ class Prices:
             return self.prices[key].value
         except KeyError:
             raise CostModelError(f"{self.path} has no price {key!r}") from None
+
+    def is_verified(self, key: str) -> bool:
+        if key.startswith("elasticache:"):
+            return any(n.verified for n in self.nodes if n.name == key.split(":", 1)[1])
+        return key in self.prices and self.prices[key].verified
 
     @property
     def unverified(self) -> int:
@@ -224,6 +232,21 @@ class Component:
 
 
 @dataclass(frozen=True)
+class NodeStep:
+    """Redis is billed by the node: what the prorated figure stands for."""
+
+    node: str
+    count: int
+    gib_bought: float
+    gib_needed: float
+    billed_usd: float
+    """Whole nodes, per month."""
+    node_usd: float
+    node_gib: float
+    """The step: one more node of ``node_gib`` costs ``node_usd`` a month."""
+
+
+@dataclass(frozen=True)
 class Estimate:
     backend: str
     model: str
@@ -234,6 +257,13 @@ class Estimate:
     notes: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     """Measured quantities that this run lacks (then there is no estimate)."""
+    cannot_hold: tuple[float, int] | None = None
+    """(largest file accepted, smallest file of the profile) when the store cannot hold the
+    workload's files: measured, so the estimate is not priced as if it could."""
+    node_step: NodeStep | None = None
+    """Memory model: the nodes actually billed and the step the bill moves in."""
+    price_keys: tuple[str, ...] = ()
+    """The prices this estimate used (to say whether they were verified)."""
 
     @property
     def available(self) -> bool:
@@ -254,6 +284,18 @@ class CostReport:
     profile: Profile
     prices: Prices
     estimates: dict[tuple[str, int], Estimate] = field(default_factory=dict)
+    measured: _Measured | None = field(default=None, repr=False)
+
+    def reestimate(self, backend: str, profile: Profile, scale: int | None = None) -> Estimate | None:
+        """The same measurements priced under another profile (sensitivity of a rating)."""
+        if self.measured is None or model_of(backend) is None:
+            return None
+        return _estimate(backend, scale or profile.decision_scale, self.measured, self.prices, profile)
+
+    def verified_prices(self, estimate: Estimate) -> tuple[int, int]:
+        """(verified, used) prices of an estimate."""
+        flags = [self.prices.is_verified(k) for k in estimate.price_keys]
+        return sum(flags), len(flags)
 
     def at(self, backend: str, scale: int | None = None) -> Estimate | None:
         return self.estimates.get((backend, scale or self.profile.decision_scale))
@@ -290,9 +332,9 @@ def estimate_costs(
     """Estimate every costed backend of the run at every scale of the profile."""
     prices = prices or load_prices()
     profile = profile or load_profile()
-    report = CostReport(profile=profile, prices=prices)
-    wanted = list(backends) if backends is not None else run.backends()
     measured = _Measured(run.rows)
+    report = CostReport(profile=profile, prices=prices, measured=measured)
+    wanted = list(backends) if backends is not None else run.backends()
     for backend in wanted:
         if model_of(backend) is None:
             continue
@@ -355,10 +397,23 @@ def _estimate(backend: str, scale: int, measured: _Measured, prices: Prices, pro
         rows.extend(overhead[1])
 
     load = _Load(scale, profile)
-    if overhead is not None:
+    largest = measured.largest(backend) or measured.largest(storage_backend)
+    smallest = min(size for size, _ in profile.size_mix)
+    cannot_hold = None
+    if largest is not None:
+        rows.append(largest)
+        # a limit is known only where a size was refused (else: every size tried was accepted)
+        refused = largest.params.get("first_refused") is not None or "tried_up_to" not in largest.params
+        if refused and largest.value < smallest:
+            cannot_hold = (largest.value, smallest)
+            notes.append(f"cookie_cannot_hold:{largest.value:.0f}" if storage_model == "cookie"
+                         else f"cannot_hold:{largest.value:.0f}")
+    node_step = None
+    if overhead is not None and cannot_hold is None:
         ratio = overhead[0]
         if storage_model == "memory":
-            parts.extend(_memory(load, ratio, prices, profile, notes))
+            memory, node_step = _memory(load, ratio, prices, profile, notes)
+            parts.extend(memory)
         elif storage_model == "volume":
             parts.extend(_volume(load, ratio, prices, profile))
             notes.append("volume_single_host")
@@ -366,11 +421,6 @@ def _estimate(backend: str, scale: int, measured: _Measured, prices: Prices, pro
             parts.extend(_object(load, ratio, prices, profile))
         elif storage_model == "cookie":
             parts.extend(_cookie(load, ratio, prices, profile))
-            largest = measured.largest(backend)
-            if largest is not None:
-                rows.append(largest)
-                if largest.value < min(size for size, _ in profile.size_mix):
-                    notes.append(f"cookie_cannot_hold:{largest.value:.0f}")
 
     if model == "workers":
         cpu = measured.per_size(backend, CPU_METRIC, profile.size_mix)
@@ -394,6 +444,9 @@ def _estimate(backend: str, scale: int, measured: _Measured, prices: Prices, pro
         emulated=any(r.emulated for r in rows),
         notes=tuple(notes),
         missing=tuple(missing),
+        cannot_hold=cannot_hold,
+        node_step=node_step,
+        price_keys=tuple(dict.fromkeys(c.price_key for c in parts if not c.common)),
     )
 
 
@@ -422,22 +475,25 @@ class _Load:
         return self.profile.uploads_per_session * self.profile.mean_file_bytes
 
 
-def _memory(load: _Load, overhead: float, prices: Prices, profile: Profile, notes: list[str]) -> list[Component]:
+def _memory(load: _Load, overhead: float, prices: Prices, profile: Profile,
+            notes: list[str]) -> tuple[list[Component], NodeStep]:
+    """Memory priced at the cheapest fleet of one node type (cluster mode shards over N nodes),
+    prorated to the GiB needed so that every change of the measured overhead moves the
+    figure; the whole-node bill and its step are kept beside it (``NodeStep``)."""
     need_gib = load.sessions_held(sweep=False) * load.payload_per_session * overhead * profile.memory_headroom / GB
     if not prices.nodes:
         raise CostModelError(f"{prices.path} lists no [[elasticache_nodes]]")
-    fitting = [n for n in prices.nodes if n.memory_gib >= need_gib]
-    if fitting:
-        node, count = fitting[0], 1
-    else:
-        node = prices.nodes[-1]
-        count = math.ceil(need_gib / node.memory_gib)
+    fleets = [(max(1, math.ceil(need_gib / n.memory_gib)), n) for n in prices.nodes]
+    count, node = min(fleets, key=lambda f: (f[0] * f[1].usd_per_hour, f[0]))
+    if count > 1:
         notes.append(f"redis_sharded:{count}")
-    hours = count * profile.hours_per_month
+    node_usd = node.usd_per_hour * profile.hours_per_month
+    hours = need_gib / node.memory_gib * profile.hours_per_month
+    step = NodeStep(node.name, count, count * node.memory_gib, need_gib, count * node_usd, node_usd, node.memory_gib)
     return [
-        Component(f"redis_nodes:{node.name}", hours * node.usd_per_hour, hours, "node-hours",
+        Component(f"redis_memory:{node.name}", hours * node.usd_per_hour, hours, "node-hours (prorated)",
                   f"elasticache:{node.name}"),
-    ]
+    ], step
 
 
 def _volume(load: _Load, overhead: float, prices: Prices, profile: Profile) -> list[Component]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reports.cost import CostReport, estimate_costs
+from reports.confidence import range_text, round_of, spread
+from reports.cost import CostReport, Estimate, estimate_costs
 from reports.data import Row, RunData
 from reports.rules import (
     AGGREGATES,
@@ -38,6 +39,7 @@ from reports.rules import (
     param_text,
     parse_check,
 )
+from reports.sensitivity import cost_sensitivity, sensitivity_text
 from tempbench.evidence import localise
 
 __all__ = ["BAD", "GOOD", "RULES_PATH", "UNKNOWN", "WARN", "Cell", "Check", "Column", "Criterion",
@@ -70,6 +72,8 @@ class Figure:
     high: float | None = None
     """The range over the rounds the figure was measured in (None: a single measurement)."""
     check: Check | None = None
+    applicable: bool = True
+    """False when the check does not apply to this strategy (no Celery worker to kill)."""
 
     @property
     def measured(self) -> bool:
@@ -111,8 +115,15 @@ class Cell:
         return any(f.borderline for f in self.decisive)
 
     @property
-    def measured_checks(self) -> int:
-        return sum(f.measured for f in self.figures)
+    def measured_checks(self) -> tuple[int, int]:
+        """(checks measured, checks that apply to this strategy)."""
+        applicable = [f for f in self.figures if f.applicable]
+        return sum(f.measured for f in applicable), len(applicable)
+
+    @property
+    def partly_measured(self) -> bool:
+        done, applicable = self.measured_checks
+        return 0 < done < applicable
 
 
 @dataclass
@@ -144,12 +155,31 @@ def build_matrix(
     columns = list(backends) if backends is not None else [c.spec for c in rules.columns]
     costs = costs or estimate_costs(run, backends=columns)
     evaluator = _Evaluator(run.rows, rules, costs)
+    for criterion in rules.criteria:
+        for check in criterion.checks:
+            evaluator.check_selector(check)
     cells: dict[tuple[str, str], Cell] = {}
     for criterion in rules.criteria:
         for backend in columns:
             figures = tuple(evaluator.figure(check, backend) for check in criterion.checks)
             cells[(criterion.id, backend)] = _combine(criterion, backend, figures)
+    _one_owner_per_row(cells, rules, columns)
     return Matrix(rules=rules, run=run, costs=costs, backends=columns, cells=cells)
+
+
+def _one_owner_per_row(cells: Mapping[tuple[str, str], Cell], rules: Rules, columns: Sequence[str]) -> None:
+    """Within a column no row may decide two criteria (the static selector check in
+    ``load_rules`` cannot see the cost model's or a fallback's rows: this sees them all)."""
+    for backend in columns:
+        owner: dict[int, str] = {}
+        for criterion in rules.criteria:
+            for row_id in cells[(criterion.id, backend)].row_ids:
+                first = owner.setdefault(row_id, criterion.id)
+                if first != criterion.id:
+                    raise RulesError(
+                        f"{rules.path}: row r{row_id} counts in both {first!r} and {criterion.id!r} "
+                        f"of column {backend}; give the figure one criterion"
+                    )
 
 
 def slug(text: str) -> str:
@@ -167,6 +197,23 @@ class _Evaluator:
         for row in rows:
             self.by_backend.setdefault(row.backend, []).append(row)
 
+    def check_selector(self, check: Check) -> None:
+        """A selector whose params match none of the rows of its scenario / operation /
+        metric is a broken selector (``acks_late = "on"`` against rows saying ``True``): it
+        would leave its cells silently unmeasured, so it fails loudly instead."""
+        sel = check.select
+        if sel is None or not sel.params:
+            return
+        loose = replace(sel, params={})
+        near = [r for rows in self.by_backend.values() for r in rows if loose.matches(r)]
+        if near and not any(sel.matches(r) for r in near):
+            seen = {k: sorted({param_text(r.params.get(k)) for r in near}) for k in sel.params}
+            wanted = {k: sorted(v) for k, v in sel.params.items()}
+            raise RulesError(
+                f"{self.rules.path}: check {check.id}: params {wanted} match none of the {len(near)} "
+                f"rows of its scenario/operation/metric (their values: {seen})"
+            )
+
     def select(self, check: Check, backend: str) -> list[Row]:
         assert check.select is not None
         return [
@@ -175,6 +222,10 @@ class _Evaluator:
         ]
 
     def figure(self, check: Check, backend: str) -> Figure:
+        if not check.applies(backend):
+            return Figure(check_id=check.id, label=check.label, rating=UNKNOWN, value=None,
+                          text={"en": "does not apply to this strategy", "es": "no aplica a esta estrategia"},
+                          applicable=False)
         if check.kind == "findings":
             return self._findings(check, backend)
         if check.kind == "cost":
@@ -184,27 +235,37 @@ class _Evaluator:
     # ---- metric checks ----------------------------------------------------------
 
     def _metric(self, check: Check, backend: str) -> Figure:
-        rows = self.select(check, backend)
+        rows, medium = self.select_own_or_medium(check, backend)
+        if not rows and check.zero_if is not None:
+            proof = [r for r in self.by_backend.get(backend, []) if check.zero_if.matches(r)]
+            if proof:
+                return self._zero(check, proof)
         if not rows:
             failed = self._all_failed(check, backend)
             if failed is not None:
                 return failed
             return _unmeasured(check, {"en": "not measured in this run", "es": "no medido en esta ejecución"})
         agg = AGGREGATES[check.aggregate]
-        used = list(rows)
-        if check.relative_to:
-            value, used_ref = _relative(rows, self.select(check, check.relative_to), check, agg)
-            if value is None:
-                return _unmeasured(check, {
-                    "en": f"no {check.relative_to} rows to compare with",
-                    "es": f"sin filas de {check.relative_to} para comparar",
-                })
-            used += used_ref
-        else:
-            value = agg([r.value for r in rows])
+        value, used_ref = self._value(check, rows, agg)
+        if value is None:
+            return _unmeasured(check, {
+                "en": f"no {check.relative_to} rows to compare with",
+                "es": f"sin filas de {check.relative_to} para comparar",
+            })
+        used = list(rows) + used_ref
+        rounds = spread(rows, check.aggregate, value, lambda rs, r: self._value(check, rs, agg, r)[0])
+        if rounds is not None:
+            value = rounds.value
         notes = self._ceiling_notes(check, backend, rows, agg)
         emulated = any(r.emulated for r in used)
         text = {lang: format_value(check.format.get(lang) or check.format["en"], value) for lang in LANGS}
+        if check.count_param:
+            text = {lang: f"{words} ({_count_text(rows, check.count_param, lang)})" for lang, words in text.items()}
+        if rounds is not None:
+            text = {lang: f"{words} ({range_text(check.format.get(lang) or check.format['en'], rounds.low, rounds.high, rounds.rounds, lang)})"
+                    for lang, words in text.items()}
+        if medium:
+            text = {lang: f"{words} ({_MEDIUM[lang].format(medium=medium)})" for lang, words in text.items()}
         rating = check.rate(value)
         if emulated and not check.rate_emulated:
             rating = UNKNOWN
@@ -219,7 +280,42 @@ class _Evaluator:
             emulated=emulated,
             evidence=tuple(_evidence(r) for r in rows if r.params.get("evidence")),
             notes=notes,
+            low=rounds.low if rounds else None,
+            high=rounds.high if rounds else None,
+            check=check,
         )
+
+    def _zero(self, check: Check, proof: list[Row]) -> Figure:
+        """No bad event recorded where they were looked for: a measured zero."""
+        checked = sum(r.value for r in proof)
+        text = {lang: format_value(check.format.get(lang) or check.format["en"], 0.0) for lang in LANGS}
+        text = {"en": f"{text['en']} ({checked:.0f} reads verified)",
+                "es": f"{text.get('es', text['en'])} ({checked:.0f} lecturas verificadas)"}
+        return Figure(check_id=check.id, label=check.label, rating=check.rate(0.0), value=0.0, text=text,
+                      row_ids=tuple(sorted(r.row_id for r in proof)), emulated=any(r.emulated for r in proof),
+                      check=check)
+
+    def _value(self, check: Check, rows: list[Row], agg: Callable[[list[float]], float],
+               round_: str | None = None) -> tuple[float | None, list[Row]]:
+        """The figure of ``rows`` (divided by the reference's, of the same round when it has
+        rounds), and the reference rows it used."""
+        if not check.relative_to:
+            return agg([r.value for r in rows]), []
+        ref = self.select(check, check.relative_to)
+        if round_ is not None:
+            ref = [r for r in ref if round_of(r) == round_] or ref
+        return _relative(rows, ref, check, agg)
+
+    def select_own_or_medium(self, check: Check, backend: str) -> tuple[list[Row], str | None]:
+        """The column's rows, or for ``from_medium`` checks of a composite strategy that has
+        none of its own (``celery+redis``), its medium's rows: a restart of the medium loses
+        what the strategy stored on it exactly as it loses the plain store's data."""
+        rows = [r for r in self.select(check, backend) if r.outcome != "not_applicable"]
+        if rows or not check.from_medium or "+" not in backend:
+            return rows, None
+        medium = backend.split("+", 1)[1]
+        rows = [r for r in self.select(check, medium) if r.outcome != "not_applicable"]
+        return rows, medium if rows else None
 
     def _all_failed(self, check: Check, backend: str) -> Figure | None:
         """A figure for operations that were attempted but never succeeded (e.g. every upload
@@ -271,7 +367,8 @@ class _Evaluator:
 
     def _findings(self, check: Check, backend: str) -> Figure:
         policy = self.rules.findings
-        rated = [(r, policy.rating(r)) for r in self.select(check, backend)]
+        rows, medium = self.select_own_or_medium(check, backend)
+        rated = [(r, policy.rating(r)) for r in rows]
         rated = [(r, rating) for r, rating in rated if rating is not None]
         if not rated:
             return _unmeasured(check, {"en": "no probe applied in this run", "es": "ninguna sonda aplicada en esta ejecución"})
@@ -284,6 +381,8 @@ class _Evaluator:
         es = f"fallidas {len(fails)}, no verificables {len(unverifiable)}, de {len(rated)} sondas"
         if names:
             en, es = f"{en}: {names}", f"{es}: {names}"
+        if medium:
+            en, es = f"{en} ({_MEDIUM['en'].format(medium=medium)})", f"{es} ({_MEDIUM['es'].format(medium=medium)})"
         cited = worst or [r for r, _ in rated]
         return Figure(
             check_id=check.id,
@@ -306,20 +405,48 @@ class _Evaluator:
         if not estimate.available:
             missing = ", ".join(estimate.missing)
             return _unmeasured(check, {"en": f"not measured: {missing}", "es": f"no medido: {missing}"})
+        common = {"check_id": check.id, "label": check.label, "row_ids": estimate.row_ids,
+                  "emulated": estimate.emulated, "check": check}
+        if estimate.cannot_hold is not None:
+            largest, smallest = estimate.cannot_hold
+            return Figure(
+                rating=check.when_all_failed or BAD, value=None, **common,
+                text={"en": f"cannot hold the workload's files: largest accepted {largest:,.0f} B < smallest file "
+                            f"{smallest:,} B (measured); not priced",
+                      "es": f"no puede guardar los archivos de la carga: mayor aceptado {largest:,.0f} B < menor "
+                            f"archivo {smallest:,} B (medido); sin precio"},
+            )
         value = estimate.specific_usd
         scale = f"{estimate.sessions_per_month:,}"
-        return Figure(
-            check_id=check.id,
-            label=check.label,
-            rating=check.rate(value),
-            value=value,
-            text={
-                "en": format_value(check.format["en"], value) + f" at {scale} sessions/month",
-                "es": format_value(check.format.get("es") or check.format["en"], value) + f" a {scale} sesiones/mes",
-            },
-            row_ids=estimate.row_ids,
-            emulated=estimate.emulated,
-        )
+        verified, used = self.costs.verified_prices(estimate)
+        prices = {
+            "en": "prices verified" if verified == used else "prices not verified" if not verified
+            else f"{verified} of {used} prices verified",
+            "es": "precios verificados" if verified == used else "precios sin verificar" if not verified
+            else f"{verified} de {used} precios verificados",
+        }
+        text = {
+            "en": "≈ " + format_value(check.format["en"], value) + f" at {scale} sessions/month (estimate; {prices['en']})",
+            "es": "≈ " + format_value(check.format.get("es") or check.format["en"], value)
+                  + f" a {scale} sesiones/mes (estimación; {prices['es']})",
+        }
+        step = estimate.node_step
+        if step is not None:
+            text = {
+                "en": text["en"] + f"; {step.gib_needed:.2f} GiB needed, billed as {step.count} × {step.node} = "
+                                   f"{step.billed_usd:,.2f} USD/month (+{step.node_usd:,.2f} per {step.node_gib:g} GiB)",
+                "es": text["es"] + f"; {step.gib_needed:.2f} GiB necesarios, facturados como {step.count} × {step.node} = "
+                                   f"{step.billed_usd:,.2f} USD/mes (+{step.node_usd:,.2f} por {step.node_gib:g} GiB)",
+            }
+        sensitivity = sensitivity_text(cost_sensitivity(self.costs, backend, lambda e: _rate_estimate(check, e)))
+        return Figure(rating=check.rate(value), value=value, text=text, **common,
+                      notes={lang: (words,) for lang, words in sensitivity.items() if words})
+
+
+def _rate_estimate(check: Check, estimate: Estimate) -> str:
+    if estimate.cannot_hold is not None:
+        return check.when_all_failed or BAD
+    return check.rate(estimate.specific_usd)
 
 
 def _relative(
@@ -359,6 +486,11 @@ def _combine(criterion: Criterion, backend: str, figures: tuple[Figure, ...]) ->
     return Cell(criterion.id, backend, rating, decisive, figures)
 
 
+_MEDIUM = {
+    "en": "measured on its {medium} medium",
+    "es": "medido en su medio {medium}",
+}
+
 _NOT_RATED = {
     "en": "emulator speed, not rated",
     "es": "velocidad de un emulador, sin calificar",
@@ -367,6 +499,13 @@ _NOT_RATED = {
 
 def _evidence(row: Row, prefix: str = "") -> dict[str, str]:
     return {lang: prefix + localise(row.params, lang) for lang in LANGS}
+
+
+def _count_text(rows: list[Row], param: str, lang: str) -> str:
+    """``k of n <param>`` for a share: n from the rows' param, k the share of it."""
+    total = sum(float(r.params.get(param) or 0) for r in rows)
+    hit = sum(r.value * float(r.params.get(param) or 0) for r in rows)
+    return f"{hit:.0f} {'of' if lang == 'en' else 'de'} {total:.0f} {param}"
 
 
 def _unmeasured(check: Check, text: Mapping[str, str]) -> Figure:
@@ -379,4 +518,4 @@ def evaluate_check(matrix: Matrix, raw: Mapping[str, Any], backend: str, where: 
     The claims ledger (``reports/claims.toml``) states its rules in the same syntax, so a
     claim is judged by exactly the selectors, aggregates and thresholds a cell is.
     """
-    return _Evaluator(matrix.run.rows, matrix.rules, matrix.costs).figure(parse_check(raw, where), backend)
+    return _Evaluator(matrix.run.rows, matrix.rules, matrix.costs).figure(parse_check(raw, where, matrix.rules.scales), backend)

@@ -130,7 +130,8 @@ class Report:
         with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["criterion", "backend", "rating", "symbol", "decisive", "values",
-                             "row_ids", "emulated", "anchor"])
+                             "row_ids", "emulated", "anchor", "low", "high", "borderline",
+                             "checks_measured"])
             for criterion in rules.criteria:
                 for backend in self.matrix.backends:
                     cell = self.matrix.cell(criterion.id, backend)
@@ -144,6 +145,9 @@ class Report:
                         " ".join(str(i) for i in cell.row_ids),
                         str(cell.emulated).lower(),
                         cell.anchor,
+                        *_range(cell),
+                        str(cell.borderline).lower(),
+                        "{} of {}".format(*cell.measured_checks),
                     ])
 
     # ---- the template context -------------------------------------------------------
@@ -160,7 +164,11 @@ class Report:
             "source": self.run.source.name if self.run.source else "results.csv",
             "rendered": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "symbols": rules.symbols,
-            "columns": [{"spec": b, "label": rules.column_label(b)} for b in self.matrix.backends],
+            "columns": [{"spec": b, "label": rules.column_label(b),
+                         "coverage": t("coverage_short", real=coverage(self.matrix, b)[0],
+                                       total=coverage(self.matrix, b)[1])}
+                        for b in self.matrix.backends],
+            "not_in_matrix": self._not_in_matrix(),
             "verdict": self._verdict(emulated_backends),
             "matrix_rows": self._matrix_rows(),
             "review": self._review(),
@@ -213,10 +221,24 @@ class Report:
             out.append({"id": criterion.id, "label": t.pick(criterion.label), "cells": cells})
         return out
 
+    def _not_in_matrix(self) -> str:
+        """Rows of strategies with no matrix column: measured, so never dropped silently."""
+        shown = set(self.matrix.backends) | set(self.matrix.rules.harness_backends)
+        counts: dict[str, int] = {}
+        for row in self.run.rows:
+            if row.backend not in shown:
+                counts[row.backend] = counts.get(row.backend, 0) + 1
+        if not counts:
+            return ""
+        return self.t("not_in_matrix", backends=", ".join(f"{b} ({n} rows)" for b, n in sorted(counts.items())))
+
     def _cell_view(self, cell: Cell) -> dict[str, Any]:
         rules, t = self.matrix.rules, self.t
         figures = cell.decisive or tuple(f for f in cell.figures if not f.measured)[:1]
         return {
+            "borderline": cell.borderline,
+            "partly": t("partly_measured", done=cell.measured_checks[0], total=cell.measured_checks[1])
+            if cell.partly_measured else "",
             "rating": cell.rating,
             "symbol": rules.symbol(cell.rating),
             "figures": [t.pick(f.text) for f in figures],
@@ -644,6 +666,12 @@ def _num(value: Any) -> str:
     if abs(v) >= 100:
         return f"{v:,.1f}"
     return f"{v:.3g}"
+
+
+def _range(cell: Cell) -> tuple[str, str]:
+    """The low and high round of the cell's first decisive figure measured in rounds."""
+    figure = next((f for f in cell.decisive if f.low is not None), None)
+    return (_plain(figure.low), _plain(figure.high)) if figure else ("", "")
 
 
 def _plain(value: float | None) -> str:

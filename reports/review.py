@@ -8,11 +8,11 @@ carries the measured cell's decisive figures and their evidence.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reports.i18n import Messages
-from reports.matrix import BAD, GOOD, UNKNOWN, Cell, Matrix
+from reports.matrix import BAD, GOOD, UNKNOWN, Cell, Matrix, Rules, RulesError
 
 CLAIMS_PATH = Path(__file__).parent / "review_claims.toml"
 
@@ -29,8 +29,9 @@ class Claim:
     strategy: str
     text: str
     """The review's cell, exactly as written (emoji and words)."""
-    reading: str
-    """Our reading of it on the good/warn/bad scale."""
+    reading: str | None
+    """Our reading of it on the good/warn/bad scale (None: read from the criterion's shared
+    scale in rules.toml, for the review's 💰 and 📅 words)."""
 
 
 @dataclass(frozen=True)
@@ -86,17 +87,29 @@ def load_claims(path: str | Path | None = None) -> tuple[list[Claim], dict[str, 
             criterion=aspects[c["aspect"]],
             strategy=columns[c["column"]],
             text=c["text"],
-            reading=c["reading"],
+            reading=c.get("reading"),
         )
         for c in data["claims"]
     ]
     return claims, columns, aspects, str(data.get("source", path.name))
 
 
+def read_claim(claim: Claim, rules: Rules) -> Claim:
+    """The claim with its reading: given, or its words read on the criterion's shared scale."""
+    if claim.reading is not None:
+        return claim
+    scale = rules.scale_of(claim.criterion)
+    reading = scale.read(claim.text) if scale else None
+    if reading is None:
+        raise RulesError(f"review claim {claim.aspect} / {claim.column} ({claim.text!r}) has no reading and "
+                         f"no word of a shared scale of criterion {claim.criterion!r}")
+    return replace(claim, reading=reading)
+
+
 def compare_review(matrix: Matrix, path: str | Path | None = None) -> ReviewMatrix:
     claims, columns, aspects, source = load_claims(path)
     out = []
-    for claim in claims:
+    for claim in (read_claim(c, matrix.rules) for c in claims):
         cell = matrix.cells.get((claim.criterion, claim.strategy))
         if cell is None or cell.rating == UNKNOWN:
             out.append(Comparison(claim, cell, NOT_MEASURED, False))

@@ -8,6 +8,7 @@ selectors can pick the same rows (one figure, one criterion: a measurement count
 from __future__ import annotations
 
 import math
+import re
 import statistics
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -63,6 +64,46 @@ class Selector:
                 return False
         return all(param_text(row.params.get(key)) in values for key, values in self.params.items())
 
+    def overlaps(self, other: Selector) -> bool:
+        """Could one row match both selectors? (Fields either leaves open always could.)"""
+        for name in ("scenario", "operation", "outcome", "metric", "unit"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None and theirs is not None and not mine & theirs:
+                return False
+        return all(self.params[k] & other.params[k] for k in self.params.keys() & other.params.keys())
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One scale, shared by a measured check and the review's words (``[scales.<id>]``).
+
+    ``words`` put the review's words on the scale: a number of units (``semana = 5`` days)
+    multiplied by any count written before it ("1-2 días": the upper bound, 2), or the upper
+    bound of a band ("Bajo" = 25 USD/month). Lower is better on every scale.
+    """
+
+    id: str
+    good: float
+    warn: float
+    words: Mapping[str, float]
+
+    def rate(self, value: float) -> str:
+        return GOOD if value <= self.good else WARN if value <= self.warn else BAD
+
+    def value_of(self, text: str) -> float | None:
+        """The review's words as a value of this scale (None: no word of the scale in it)."""
+        lowered = text.lower()
+        found = [(w, v) for w, v in self.words.items() if re.search(rf"\b{re.escape(w)}\b", lowered)]
+        if not found:
+            return None
+        _, unit = max(found, key=lambda wv: len(wv[0]))  # "días" before "día"
+        counts = [float(n) for n in re.findall(r"\d+(?:[.,]\d+)?", lowered.replace(",", "."))]
+        return unit * (max(counts) if counts else 1.0)
+
+    def read(self, text: str) -> str | None:
+        value = self.value_of(text)
+        return None if value is None else self.rate(value)
+
 
 @dataclass(frozen=True)
 class Check:
@@ -85,6 +126,24 @@ class Check:
     rate_emulated: bool = True
     """False for speed checks: an emulator's speed says nothing about the real service's, so
     such a figure is shown with its badge but left unrated."""
+    count_param: str | None = None
+    """For a share: the row param holding its denominator, so the figure shows "k of n"."""
+    from_medium: bool = False
+    """A composite strategy (``celery+redis``) with no rows of its own reads its medium's."""
+    applies_to: tuple[str, ...] = ()
+    """Store names (any part of a spec) the check applies to; () = every strategy."""
+    scale: str | None = None
+    """The ``[scales.<id>]`` table the thresholds come from (``unit``: one figure unit in
+    scale units), so the review's words are read on the same scale."""
+    zero_if: Selector | None = None
+    """For a count of bad events recorded only when they happen: rows proving the events were
+    looked for (reads verified) make "no row" a measured zero, not a hole."""
+
+    def applies(self, backend: str) -> bool:
+        if not self.applies_to:
+            return True
+        parts = {p.split(":", 1)[0] for p in backend.split("+")}
+        return bool(parts & set(self.applies_to))
 
     def rate(self, value: float) -> str:
         if self.good is None or self.warn is None:
@@ -166,6 +225,7 @@ class Rules:
     path: Path
     harness_backends: tuple[str, ...] = ()
     verify: Mapping[str, str] = field(default_factory=dict)
+    scales: Mapping[str, Scale] = field(default_factory=dict)
     """strategy (or part of a composite spec) -> options pointing a run at its real service."""
 
     def symbol(self, rating: str) -> str:
@@ -177,6 +237,11 @@ class Rules:
                 return criterion
         raise KeyError(f"no criterion {criterion_id!r} in {self.path}")
 
+    def scale_of(self, criterion_id: str) -> Scale | None:
+        """The scale a criterion's checks are rated on, if one of them uses a shared scale."""
+        ids = [k.scale for k in self.criterion(criterion_id).checks if k.scale]
+        return self.scales[ids[0]] if ids else None
+
     def column_label(self, spec: str) -> str:
         return next((c.label for c in self.columns if c.spec == spec), spec)
 
@@ -187,9 +252,14 @@ def load_rules(path: str | Path | None = None) -> Rules:
     matrix = data.get("matrix", {})
     ratings = data.get("ratings", {})
     findings = data.get("findings", {})
+    scales = {
+        sid: Scale(sid, float(table["good"]), float(table["warn"]),
+                   {str(k).lower(): float(v) for k, v in dict(table.get("words", {})).items()})
+        for sid, table in dict(data.get("scales", {})).items()
+    }
     criteria = []
     for c in data.get("criteria", []):
-        checks = tuple(_check(raw, f"{path}: criterion {c.get('id')}") for raw in c.get("checks", []))
+        checks = tuple(_check(raw, f"{path}: criterion {c.get('id')}", scales) for raw in c.get("checks", []))
         combine = c.get("combine", matrix.get("combine", "worst"))
         if combine != "worst":
             raise RulesError(f"{path}: criterion {c.get('id')}: only combine = 'worst' is defined")
@@ -203,7 +273,9 @@ def load_rules(path: str | Path | None = None) -> Rules:
                 combine=combine,
             )
         )
+    _one_owner(criteria, path)
     return Rules(
+        scales=scales,
         columns=tuple(Column(str(col["spec"]), str(col.get("label", col["spec"]))) for col in matrix.get("columns", [])),
         criteria=tuple(criteria),
         symbols={
@@ -254,12 +326,44 @@ AGGREGATES: dict[str, Callable[[list[float]], float]] = {
 }
 
 
-def parse_check(raw: Mapping[str, Any], where: str) -> Check:
+def parse_check(raw: Mapping[str, Any], where: str, scales: Mapping[str, Scale] | None = None) -> Check:
     """One check table in this file's syntax (the claims ledger writes its rules the same way)."""
-    return _check(raw, where)
+    return _check(raw, where, scales or {})
 
 
-def _check(raw: Mapping[str, Any], where: str) -> Check:
+def _one_owner(criteria: Sequence[Criterion], path: Path) -> None:
+    """One figure, one criterion: no row may be selectable by checks of two criteria, or one
+    measurement would count twice in the ranking."""
+    for i, first in enumerate(criteria):
+        for second in criteria[i + 1:]:
+            for a in first.checks:
+                for b in second.checks:
+                    if any(x.overlaps(y) for x in (a.select, a.zero_if) for y in (b.select, b.zero_if)
+                           if x is not None and y is not None):
+                        raise RulesError(
+                            f"{path}: criteria {first.id!r} (check {a.id}) and {second.id!r} (check {b.id}) "
+                            "select the same rows; give the figure one criterion"
+                        )
+
+
+_CHECK_KEYS = frozenset({
+    "id", "kind", "label", "select", "aggregate", "relative_to", "match_params", "higher_is_better",
+    "good", "warn", "format", "rationale", "ceiling_backend", "ceiling_factor", "when_all_failed",
+    "rate_emulated", "count_param", "from_medium", "applies_to", "zero_if", "scale", "unit",
+})
+
+
+def _check(raw: Mapping[str, Any], where: str, scales: Mapping[str, Scale]) -> Check:
+    if "scale" in raw:
+        if "good" in raw or "warn" in raw:
+            raise RulesError(f"{where}: check {raw.get('id')}: thresholds come from scale {raw['scale']!r}, not good/warn")
+        if raw["scale"] not in scales:
+            raise RulesError(f"{where}: check {raw.get('id')}: no [scales.{raw['scale']}] table")
+        scale, unit = scales[raw["scale"]], float(raw.get("unit", 1.0))
+        raw = {**raw, "good": scale.good / unit, "warn": scale.warn / unit, "higher_is_better": False}
+    unknown = set(raw) - _CHECK_KEYS
+    if unknown:
+        raise RulesError(f"{where}: check {raw.get('id')}: unknown key(s) {sorted(unknown)}")
     kind = raw.get("kind", "metric")
     if kind not in ("metric", "findings", "cost"):
         raise RulesError(f"{where}: check {raw.get('id')}: unknown kind {kind!r}")
@@ -288,6 +392,11 @@ def _check(raw: Mapping[str, Any], where: str) -> Check:
         ceiling_factor=float(raw.get("ceiling_factor", 2.0)),
         when_all_failed=raw.get("when_all_failed"),
         rate_emulated=bool(raw.get("rate_emulated", True)),
+        count_param=raw.get("count_param"),
+        from_medium=bool(raw.get("from_medium", False)),
+        applies_to=tuple(raw.get("applies_to", ())),
+        zero_if=Selector.parse(raw.get("zero_if"), f"{where}: check {raw.get('id')} zero_if"),
+        scale=raw.get("scale"),
     )
 
 

@@ -47,6 +47,7 @@ from backends.base import MiB
 from scenarios.core import Row, RowStamp
 from scenarios.workload import parse_size
 from tempbench.evidence import Say, evidence_params
+from tempbench.webapp.guard import CSRF_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class _Client:
         self.url = url
         self.timeout_s = timeout_s
         self.http = requests.Session()
+        self.http.headers[CSRF_HEADER] = "tempbench-app-path"  # a deliberate client, not a form
         self.app_bytes = 0
         self.largest_cookie = 0
 

@@ -53,6 +53,7 @@ writes rows ``leftover_objects`` / ``leftover_bytes`` (operation ``cleanup``, ou
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import os
 import shutil
@@ -61,16 +62,19 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from backends import HARNESS_STORES, ServiceInfo, Store, get_store, parse_spec
+from backends import HARNESS_STORES, ServiceInfo, Store, get_store, parse_spec, store_class
 from scenarios.core import Row, RowStamp, RunFolder, Snapshot, safe_name, summary_rows
 from scenarios.workload import Workload
 from tempbench.evidence import Say, evidence_params
 
 log = logging.getLogger(__name__)
+
+ROUND_PARAM = "round"
+"""The row param naming the round of a scenario measured several times (reports read it)."""
 
 SCENARIOS: dict[str, str] = {
     "load": "scenarios.load:LoadScenario",
@@ -155,6 +159,9 @@ class ScenarioContext:
     """Run-wide options from the CLI (processes, find_max, slo, shared_root...)."""
     run_state: dict[str, Any] = field(default_factory=dict)
     """Shared by every backend x scenario of the run (e.g. ``harness_ceiling``)."""
+    round: int | None = None
+    """Which round of a scenario measured several times in the run (``workload.rounds``);
+    the runner stamps it on every row as ``params["round"]``."""
 
     @classmethod
     def standalone(cls, factory: StoreFactory, workload: Workload, folder: Path | str,
@@ -198,8 +205,29 @@ class ScenarioContext:
     def summarize(self, snapshot: Snapshot, params: dict[str, Any] | None = None,
                   *, series: bool = True) -> list[Row]:
         """Save the snapshot's raw histograms and return its summary rows."""
+        if self.round is not None:  # one histogram file per round, not the last round's only
+            params = {**(params or {}), ROUND_PARAM: self.round}
         self.folder.save_histograms(snapshot, self.stamp, params)
         return summary_rows(snapshot, self.stamp, params, series=series)
+
+
+def canonical_spec(spec: str) -> str:
+    """The spec a run records: a store with variants named without one is recorded under its
+    default variant (``encrypted-disk`` -> ``encrypted-disk:aesgcm-stream``), so its rows meet
+    the report's column for exactly that store. Unknown names are left for the caller to refuse."""
+    if "+" in spec:
+        outer, inner = spec.split("+", 1)
+        return f"{outer}+{canonical_spec(inner)}"
+    if ":" in spec:
+        return spec
+    try:
+        cls = store_class(spec)
+    except KeyError:
+        return spec
+    variant = inspect.signature(cls).parameters.get("variant")
+    if variant is not None and isinstance(variant.default, str):
+        return f"{spec}:{variant.default}"
+    return spec
 
 
 def returns_stored_bytes(store: Store | None) -> bool:
@@ -314,15 +342,34 @@ class Runner:
 
     def run_one(self, name: str, target: BackendTarget, store: Store,
                 service: ServiceInfo) -> ScenarioResult:
+        """Run one scenario on one backend: ``workload.rounds`` times when it is one of the
+        ``round_scenarios`` (each round prepares, runs and cleans up on its own)."""
+        rounds = self.workload.rounds if name in self.workload.round_scenarios else 1
+        if rounds == 1:
+            return self._run_round(name, target, store, service, None)
+        results: list[ScenarioResult] = []
+        for n in range(1, rounds + 1):
+            if self.stop.is_set():
+                break
+            results.append(self._run_round(name, target, store, service, n))
+            if results[-1].status == "skipped":
+                return results[-1]
+        worst = next((r for r in results if r.status != "ok"), results[-1])
+        return ScenarioResult(target.spec, name, worst.status, sum(r.rows for r in results),
+                              worst.detail, round(sum(r.duration_s for r in results), 2))
+
+    def _run_round(self, name: str, target: BackendTarget, store: Store,
+                   service: ServiceInfo, round_no: int | None) -> ScenarioResult:
         assert target.factory is not None
+        tag = f"round {round_no}/{self.workload.rounds}: " if round_no is not None else ""
         scratch = self.folder.path / "scratch" / safe_name(target.spec) / name
         scratch.mkdir(parents=True, exist_ok=True)
         ctx = ScenarioContext(
             run_id=self.folder.run_id, scenario=name, backend=target.spec, store=store,
             store_factory=target.factory, service=service, workload=self.workload,
             folder=self.folder, seed=self.seed, scratch=scratch, stop=self.stop,
-            progress=lambda fraction, note="": self.on_progress(target.spec, name, fraction, note),
-            params=self.params, run_state=self.run_state,
+            progress=lambda fraction, note="": self.on_progress(target.spec, name, fraction, tag + note),
+            params=self.params, run_state=self.run_state, round=round_no,
         )
         try:
             scenario = get_scenario(name)
@@ -342,7 +389,7 @@ class Runner:
             batch: list[Row] = []
             try:
                 for row in scenario.run(ctx):
-                    batch.append(row)
+                    batch.append(_stamp_round(row, round_no))
                     if len(batch) >= 500:
                         written += self.folder.append(batch)
                         batch = []
@@ -360,7 +407,7 @@ class Runner:
                 status, detail = "failed", detail or f"cleanup: {type(exc).__name__}: {exc}"
         if status == "ok" and self.stop.is_set():
             status = "interrupted"
-        written += self.folder.append(_leftover_rows(ctx, before, _footprint(store)))
+        written += self.folder.append([_stamp_round(r, round_no) for r in _leftover_rows(ctx, before, _footprint(store))])
         shutil.rmtree(scratch, ignore_errors=True)
         return ScenarioResult(target.spec, name, status, written, detail,
                               round(time.monotonic() - began, 2))
@@ -420,6 +467,10 @@ def run_threads(targets: Sequence[Callable[[], object]], names: Sequence[str] = 
         thread.join()
     if errors:
         raise errors[0]
+
+
+def _stamp_round(row: Row, round_no: int | None) -> Row:
+    return row if round_no is None else replace(row, params={**row.params, ROUND_PARAM: round_no})
 
 
 def _footprint(store: Store) -> tuple[int, int] | str:

@@ -8,6 +8,7 @@ is kept verbatim in :attr:`Workload.sections` for the scenario of that name)::
     duration_s = 6          # measured seconds per backend, after warm-up
     warmup_s = 1
     concurrency = 4         # closed-loop workers (threads; processes with --processes)
+    rounds = 1              # load and leak (round_scenarios) measured this many times
     # target_rate = 40      # ops/s offered (open loop); absent = closed loop
     sessions = 8
     key_distribution = "uniform"   # or "zipfian" (zipf_theta = 0.99)
@@ -111,6 +112,11 @@ class Workload:
     duration_s: float = 10.0
     warmup_s: float = 2.0
     processes: int = 1
+    rounds: int = 1
+    """How many times the ``round_scenarios`` run inside one run (rows carry ``round``):
+    the report rates their median and shows the range, marking a range that crosses a
+    threshold as borderline."""
+    round_scenarios: list[str] = field(default_factory=lambda: ["load", "leak"])
     find_max: FindMax = field(default_factory=FindMax)
     concurrency_test: ConcurrencyParams = field(default_factory=ConcurrencyParams)
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -141,6 +147,8 @@ class Workload:
             "duration_s": self.duration_s,
             "warmup_s": self.warmup_s,
             "processes": self.processes,
+            "rounds": self.rounds,
+            "round_scenarios": list(self.round_scenarios),
             "find_max": vars(self.find_max),
             "concurrency_test": {**vars(self.concurrency_test),
                                  "subtests": list(self.concurrency_test.subtests)},
@@ -189,7 +197,11 @@ def workload_from_dict(raw: dict[str, Any]) -> Workload:
             table["subtests"] = tuple(table["subtests"])
         w.concurrency_test = _dataclass_from(ConcurrencyParams, table, "concurrency_test")
     for key, value in raw.items():
-        if isinstance(value, dict):
+        if key == "round_scenarios":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise WorkloadError(f"round_scenarios must be a list of scenario names, got {value!r}")
+            w.round_scenarios = list(value)
+        elif isinstance(value, dict):
             w.sections[key] = value
         elif key in simple:
             setattr(w, key, value)
@@ -298,6 +310,7 @@ def _validate(w: Workload) -> None:
         "sessions": w.sessions >= 1,
         "concurrency": w.concurrency >= 1,
         "processes": w.processes >= 1,
+        "rounds": isinstance(w.rounds, int) and w.rounds >= 1,
         "ttl_s": w.ttl_s > 0,
         "duration_s": w.duration_s > 0,
         "warmup_s": w.warmup_s >= 0,

@@ -12,9 +12,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from reports.compare import compare_runs, format_comparison
+from reports.compare import compare_runs, format_comparison, format_stability, run_stability
 from reports.data import RunDataError
 from reports.i18n import UnknownLanguage, languages
+from reports.matrix import RulesError
 from reports.render import render_run
 from tempbench import cli_checks
 
@@ -33,7 +34,7 @@ def report(
     cli_checks.check_writable_dir("--out", out or run_dir)
     try:
         paths = render_run(run_dir, lang=lang, out_dir=out)
-    except (RunDataError, UnknownLanguage) as exc:
+    except (RunDataError, UnknownLanguage, RulesError) as exc:
         console.print(f"[red]tempbench report: {exc}[/red]")
         raise typer.Exit(2) from exc
     for path in (paths.report_html, paths.matrix_md, paths.matrix_csv, paths.claims_csv):
@@ -41,15 +42,19 @@ def report(
 
 
 def compare(
-    run_a: Annotated[Path, typer.Argument(help="The earlier run folder.")],
-    run_b: Annotated[Path, typer.Argument(help="The later run folder.")],
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run folders, earliest first.")],
     tolerance: Annotated[float, typer.Option("--tolerance", help="Relative change below which a figure counts as unchanged.")] = 0.10,
     limit: Annotated[int, typer.Option("--limit", help="Most figures to list.")] = 40,
 ) -> None:
-    """Show the matrix cells and the figures that changed between two runs (Markdown)."""
+    """The stability figure (share of matrix cells whose rating agrees across the runs) and
+    the cells that moved; for two runs also the figures that changed (Markdown)."""
+    if len(runs) < 2:
+        console.print("[red]tempbench compare: give two or more run folders[/red]")
+        raise typer.Exit(2)
     try:
-        result = compare_runs(run_a, run_b, tolerance)
-    except RunDataError as exc:
+        typer.echo(format_stability(*run_stability(list(runs))))
+        if len(runs) == 2:
+            typer.echo(format_comparison(compare_runs(runs[0], runs[1], tolerance), limit))
+    except (RunDataError, RulesError) as exc:
         console.print(f"[red]tempbench compare: {exc}[/red]")
         raise typer.Exit(2) from exc
-    typer.echo(format_comparison(result, limit))

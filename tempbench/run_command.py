@@ -32,6 +32,7 @@ from rich.table import Table
 
 from backends import STRATEGIES, parse_spec
 from reports.i18n import languages
+from reports.matrix import RulesError
 from reports.render import render_run
 from scenarios.core import ALL, RunFolder, new_run_id
 from scenarios.load import parse_slo
@@ -42,6 +43,7 @@ from scenarios.runner import (
     ScenarioResult,
     StoreFactory,
     available_scenarios,
+    canonical_spec,
 )
 from scenarios.workload import WorkloadError, load_workload, parse_overrides
 from tempbench import cli_checks, services
@@ -125,6 +127,7 @@ def run(
         chosen = [name for name, why in available.items() if why is None]
     specs = [s.strip() for s in backends.split(",")] if backends else list(DEFAULT_BACKENDS)
     cli_checks.check_backends("--backends", specs)
+    specs = [canonical_spec(s) for s in specs]
     cli_checks.check_service_urls(redis_url, s3_endpoint_url, broker_url)
     cli_checks.check_writable_dir("--out", out or Path("results"))
 
@@ -173,7 +176,11 @@ def run(
         folder.write_parquet()
     _print_summary(runner, folder, info)
     if report:
-        written = render_run(folder.path, lang=lang)
+        try:
+            written = render_run(folder.path, lang=lang)
+        except RulesError as exc:  # a broken rules file: the rows are saved, say what to fix
+            console.print(f"[red]report not rendered: {exc}[/red]")
+            raise typer.Exit(2) from exc
         for line in ("", *written.answer, ""):
             console.print(line, soft_wrap=True, markup=False, highlight=False)
         console.print(f"report: {written.report_html}\nmatrix: {written.matrix_md}  {written.matrix_csv}",

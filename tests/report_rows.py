@@ -65,8 +65,14 @@ def sample_records() -> list[dict[str, Any]]:
             out.append(row(b, "load", "download", "corrupt", "count", 0, "ops", size_bytes=size))
     for b in STRATEGIES:
         shared = b in ("cookie", "redis", "s3", "celery+redis")
+        files = 10  # params as scenarios/concurrency.py writes them
+        inst = {"expected_shared": shared, "files": files, "payload_bytes": 65536,
+                "layout": "each instance builds its own store object from the same configuration",
+                "evidence": f"instance A wrote {files} files; instance B read {files if shared else 0} of them intact"}
         out.append(row(b, "concurrency", "multi_instance", "pass" if shared else "fail",
-                       "cross_instance_read_share", 1.0 if shared else 0.0, "share"))
+                       "cross_instance_reads", files if shared else 0, "files", **inst))
+        out.append(row(b, "concurrency", "multi_instance", "pass" if shared else "fail",
+                       "cross_instance_read_share", 1.0 if shared else 0.0, "ratio", **inst))
         out.append(row(b, "concurrency", "same_key_race", "pass", "torn_reads", 0, "reads"))
         out.append(row(b, "concurrency", "isolation", "pass", "cross_session_reads", 0, "reads"))
         out.append(row(b, "concurrency", "cleanup_race", "pass", "bad_reads", 0, "reads"))
@@ -97,22 +103,39 @@ def sample_records() -> list[dict[str, Any]]:
             out.append(row(b, "security", probe, verdict, "finding", 1.0 if verdict == "pass" else 0.0,
                            "verdict", evidence=evidence))
         out.append(row(b, "security", "hostile_keys", "pass", "finding", 1.0, "verdict", evidence="0 of 520 escaped"))
-    for persistence, lost in ((False, 200), (True, 0)):
-        out.append(row("redis", "faults", "service_down", "all", "acked_writes_lost", lost, "count",
-                       persistence=persistence))
+    # params exactly as scenarios/faults.py writes them ("on"/"off", not booleans)
+    for persistence, lost in (("off", 200), ("on", 0)):
+        fault = {"fault": "service_down", "outage_s": 1.0, "persistence": persistence}
+        out.append(row("redis", "faults", "service_down", "all", "acked_writes_lost", lost, "count", **fault))
         out.append(row("redis", "faults", "data_loss", "fail" if lost else "pass", "finding", 0.0 if lost else 1.0,
-                       "verdict", persistence=persistence,
+                       "verdict", **fault,
                        evidence=f"{lost} of 200 writes acknowledged before the stop were gone after the restart"))
-    out.append(row("celery+redis", "faults", "worker_kill", "all", "jobs_lost", 0, "jobs", acks_late=True))
-    out.append(row("celery+redis", "faults", "jobs_survive_worker_kill", "pass", "finding", 1.0, "verdict",
-                   evidence="20 jobs, 20 results"))
+    for acks, lost in (("on", 0), ("off", 1)):
+        fault = {"fault": "worker_kill", "acks_late": acks, "reject_on_worker_lost": acks}
+        out.append(row("celery+redis", "faults", "worker_kill", "all", "jobs_lost", lost, "jobs", **fault))
+        out.append(row("celery+redis", "faults", "jobs_survive_worker_kill", "fail" if lost else "pass", "finding",
+                       0.0 if lost else 1.0, "verdict", **fault, evidence=f"4 jobs, {4 - lost} results"))
+    for b in ("disk", "encrypted-disk:fernet", "encrypted-disk:aesgcm-stream"):  # disk_full on a tmpfs
+        fault = {"fault": "disk_full", "tmpfs_mib": 16}
+        out.append(row(b, "faults", "disk_full", "all", "partial_files_after_full", 0, "count", **fault))
+        for probe in ("storage_full_typed", "no_partial_file", "recovers_after_free"):
+            out.append(row(b, "faults", probe, "pass", "finding", 1.0, "verdict", **fault,
+                           evidence=f"{probe}: 15 puts of 1 MiB until StorageFull"))
+    for b in STRATEGIES:  # the faults a strategy cannot be put through, as the scenario records them
+        name = b.split("+")[0].split(":")[0]
+        if name not in ("redis", "s3"):
+            out.append(row(b, "faults", "service_down", "not_applicable", "finding", 0.0, "verdict",
+                           evidence=f"{b}: only the redis and s3 strategies talk to a service tempbench can stop"))
     overhead = {"cookie": 1.37, "disk": 1.0, "encrypted-disk:fernet": 1.34, "encrypted-disk:aesgcm-stream": 1.0005,
                 "redis": 1.25, "s3": 1.0, "celery+redis": 1.25}
     for b, ratio in overhead.items():
         sizes = (2048,) if b == "cookie" else SIZES
         for size in sizes:
             out.append(row(b, "capacity", "put", "ok", "medium_bytes_per_payload_byte", ratio, "ratio", size_bytes=size))
-        out.append(row(b, "capacity", "put", "ok", "largest_put_accepted_bytes", 2048 if b == "cookie" else 8 * MiB, "bytes"))
+        largest = 2048 if b == "cookie" else 8 * MiB  # params as scenarios/capacity.py writes them
+        out.append(row(b, "capacity", "put", "ok", "largest_put_accepted_bytes", largest, "bytes",
+                       first_refused=4096 if b == "cookie" else None, tried_up_to=8 * MiB,
+                       evidence=f"largest payload accepted: {largest} B"))
     for size in SIZES:
         out.append(row("celery+redis", "capacity", "job", "ok", "cpu_s_per_job", 0.02 * size / MiB, "s", size_bytes=size))
     static = {  # code_lines, external_services, config_knobs, moving_parts

@@ -20,6 +20,7 @@ def test_a_body_over_the_proxy_limit_is_refused_before_the_store_sees_it(tmp_pat
     app = create_app("disk", store=get_store("disk", root=tmp_path / "s"), proxy_body_limit=MiB,
                      secret_key="k" * 32)
     client = app.test_client()
+    client.environ_base["HTTP_X_TEMPBENCH_CLIENT"] = "test"
     over = client.post("/api/files/original", data=b"x" * (MiB + 1), content_type="application/octet-stream")
     assert over.status_code == 413 and over.get_json()["error"] == "proxy_limit"
     assert app_store(app).footprint().objects == 0  # nothing reached the medium
@@ -33,6 +34,7 @@ def test_without_a_proxy_limit_only_the_apps_own_file_limit_applies(tmp_path: Pa
     app = create_app("disk", store=get_store("disk", root=tmp_path / "s"), max_content_length=4 * MiB,
                      secret_key="k" * 32)
     client = app.test_client()
+    client.environ_base["HTTP_X_TEMPBENCH_CLIENT"] = "test"
     ok = client.post("/api/files/original", data=io.BytesIO(b"z" * (2 * MiB)), content_type="application/octet-stream")
     assert ok.status_code == 201
 

@@ -15,7 +15,7 @@ import pytest
 from reports.data import load_run
 from reports.matrix import BAD, GOOD, UNKNOWN, WARN, build_matrix, load_rules
 from reports.render import Report, render_run
-from reports.review import AGREE, DISAGREE, compare_review
+from reports.review import AGREE, DISAGREE, compare_review, load_claims, read_claim
 from reports.verdict import verdicts
 from tests.report_rows import STRATEGIES, edit_rows, edit_value, make_run
 
@@ -140,7 +140,7 @@ def test_editing_a_threshold_in_the_rules_file_changes_the_cell(run_dir: Path, t
     rules_text = (Path(load_rules().path)).read_text(encoding="utf-8")
     cost = build_matrix(load_run(run_dir)).cell("cost", "redis")
     assert cost.rating != GOOD
-    stricter = rules_text.replace("good = 25.0 ", f"good = {cost.decisive[0].value + 1:.2f} ")
+    stricter = rules_text.replace("good = 25    #", f"good = {cost.decisive[0].value + 1:.2f}    #")
     assert stricter != rules_text
     path = tmp_path / "rules.toml"
     path.write_text(stricter, encoding="utf-8")
@@ -244,3 +244,29 @@ def test_operations_attempted_but_never_successful_rate_bad_not_unknown(run_dir:
     assert cell.rating == BAD
     assert cell.decisive[0].text["en"].startswith("no successful upload: quota ×")
     assert cell.row_ids
+
+
+def test_the_reviews_words_and_the_measured_check_read_one_scale(tmp_path: Path) -> None:
+    rules = load_rules()
+    claims, *_ = load_claims()
+    for criterion in ("implementation_time", "cost"):
+        scale = rules.scale_of(criterion)
+        check = next(k for k in rules.criterion(criterion).checks if k.scale)
+        words = [c for c in claims if c.criterion == criterion]
+        assert scale is not None and words and all(c.reading is None for c in words)
+        for claim in words:
+            value = scale.value_of(claim.text)
+            assert value is not None, claim.text
+            # the review's words and a measured figure of the same size get the same rating
+            unit = scale.good / check.good
+            assert read_claim(claim, rules).reading == check.rate(value / unit) == scale.rate(value)
+    days = {c.text: read_claim(c, rules).reading for c in claims if c.criterion == "implementation_time"}
+    assert days["📅 1-2 días"] == GOOD  # the rules call a day or two ✅
+    # one table: move its ✅ bound and both readings move together
+    text = Path(rules.path).read_text(encoding="utf-8").replace("good = 2     # a day or two", "good = 1")
+    path = tmp_path / "rules.toml"
+    path.write_text(text, encoding="utf-8")
+    edited = load_rules(path)
+    claim = next(c for c in claims if c.text == "📅 1-2 días")
+    assert read_claim(claim, edited).reading == WARN
+    assert next(k for k in edited.criterion("implementation_time").checks if k.scale).good == 1

@@ -162,10 +162,10 @@ def create_app(
         service=service,
     )
     app.extensions["tempbench"] = state
+    if proxy_body_limit is not None:  # the proxy answers before the app sees anything
+        _add_proxy_limit(app, proxy_body_limit)
     install_guard(app, secure_cookie=secure_cookie, proxy_hops=proxy_hops)
     install_error_handlers(app)
-    if proxy_body_limit is not None:
-        _add_proxy_limit(app, proxy_body_limit)
     _add_routes(app, state)
     return app
 
