@@ -12,6 +12,7 @@ import importlib
 from backends.base import (
     BackendUnavailable,
     Capabilities,
+    Conflict,
     CorruptData,
     Expired,
     Footprint,
@@ -61,6 +62,7 @@ __all__ = [
     "HARNESS_STORES",
     "BackendUnavailable",
     "Capabilities",
+    "Conflict",
     "CorruptData",
     "Expired",
     "Footprint",

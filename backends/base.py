@@ -36,6 +36,9 @@ GiB = 1024 * MiB
 CHUNK_BYTES = 1 * MiB
 """Size of the pieces a put is streamed in; no store holds more than a few of them."""
 
+Chunk = bytes | bytearray | memoryview
+"""What ``_write`` receives: any bytes-like piece (buffer protocol), passed on without a copy."""
+
 SESSION_ID_MAX = 128
 KIND_MAX = 32
 _SESSION_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -92,6 +95,13 @@ class CorruptData(StoreError):
     """Stored bytes failed an integrity check (tampering, truncation, swapped chunks)."""
 
     outcome = "corrupt"
+
+
+class Conflict(StoreError):
+    """The operation collided with another: a sweep or delete removed the file a put was
+    writing, or a direct-upload form already confirmed was replayed."""
+
+    outcome = "conflict"
 
 
 # ---------------------------------------------------------------------- value types
@@ -196,7 +206,8 @@ class Store(ABC):
     """Base class of every strategy. Subclasses implement the underscore primitives.
 
     Primitives receive validated keys and never see quotas. ``_write`` receives an iterator
-    of byte chunks whose total is not known in advance; it must write atomically (readers
+    of bytes-like chunks (:data:`Chunk`: bytes or memoryview, any size, never copied on the
+    way) whose total is not known in advance; it must write atomically (readers
     see the old file or the new one) and leave nothing behind when the iterator or the
     medium raises.
     """
@@ -206,21 +217,23 @@ class Store(ABC):
 
     def __init__(self, quota: Quota | None = None) -> None:
         self.quota = quota or Quota()
-        self._ledger = _QuotaLedger(self.quota)
+        self._ledger = _QuotaLedger(self.quota, self._quota_medium)
 
     # ---- public API -------------------------------------------------------------
 
-    def put(self, session_id: str, kind: str, data: bytes | BinaryIO, ttl_s: float) -> int:
-        """Store ``data`` for ``ttl_s`` seconds; returns the payload bytes stored."""
+    def put(self, session_id: str, kind: str, data: Chunk | BinaryIO, ttl_s: float) -> int:
+        """Store ``data`` (bytes-like or a binary stream) for ``ttl_s`` seconds; returns the
+        payload bytes stored. Nothing is copied on the way to the medium (:func:`iter_chunks`)."""
         key = validate_key(session_id, kind)
         if not ttl_s > 0:
             raise StoreError(f"ttl_s must be > 0, got {ttl_s!r}")
         limit = self._object_limit()
-        if isinstance(data, bytes | bytearray | memoryview) and limit is not None and len(data) > limit:
+        size = len(data) if isinstance(data, bytes | bytearray | memoryview) else 0  # 0: a stream
+        if limit is not None and size > limit:
             raise QuotaExceeded(f"object of {len(data)} bytes exceeds the {limit}-byte object limit")
         with (
             self._typed_errors(f"put {key.session_id}/{key.kind}"),
-            self._ledger.admit(key, ttl_s) as ticket,
+            self._ledger.admit(key, ttl_s, size) as ticket,
         ):
             chunks = ticket.meter(iter_chunks(data), limit)
             written = self._write(key, chunks, float(ttl_s))
@@ -284,7 +297,7 @@ class Store(ABC):
     # ---- primitives ---------------------------------------------------------------
 
     @abstractmethod
-    def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int: ...
+    def _write(self, key: Key, chunks: Iterator[Chunk], ttl_s: float) -> int: ...
 
     @abstractmethod
     def _open(self, key: Key) -> BinaryIO: ...
@@ -307,6 +320,11 @@ class Store(ABC):
 
     def _translate(self, exc: BaseException) -> StoreError | None:
         """Map a medium-specific exception to a typed error (None: not recognised)."""
+        return None
+
+    def _quota_medium(self) -> QuotaMedium | None:
+        """Where quotas are counted so every instance on the medium shares them; None: in
+        this instance's memory (stores that check on their server, or keep nothing)."""
         return None
 
     # ---- helpers ------------------------------------------------------------------
@@ -344,22 +362,35 @@ def ttl_clock() -> float:
     return time.time()
 
 
-def iter_chunks(data: bytes | bytearray | memoryview | BinaryIO, size: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """Yield ``data`` in pieces of at most ``size`` bytes (a stream is read lazily)."""
+def iter_chunks(data: Chunk | BinaryIO, size: int = CHUNK_BYTES) -> Iterator[Chunk]:
+    """Yield ``data`` in pieces of at most ``size`` bytes, without copying them.
+
+    A bytes-like payload is cut into views of itself; a stream's ``read(size)`` pieces (bytes,
+    bytearray or memoryview; short reads are fine) are passed on as they are; a
+    :class:`ChunkReader` hands over the chunks it holds. A piece is never written to again
+    while the put runs (the caller's buffer is the caller's), so a store may keep it.
+    """
     if isinstance(data, bytes) and len(data) <= size:
         if data:
-            yield data  # the common case: no copy of a payload that is already one chunk
+            yield data  # the common case: a payload that is already one chunk
         return
     if isinstance(data, bytes | bytearray | memoryview):
-        view = memoryview(data)
-        for start in range(0, len(view), size):
-            yield bytes(view[start : start + size])
+        yield from _views(memoryview(data), size)
         return
-    if not hasattr(data, "read"):
+    if isinstance(data, ChunkReader):
+        held = data.chunks(size)
+
+        def read() -> Chunk:
+            return next(held, b"")
+    elif hasattr(data, "read"):
+
+        def read() -> Chunk:
+            return data.read(size)
+    else:
         raise StoreError(f"data must be bytes or a binary stream, not {type(data).__name__}")
     while True:
         try:
-            piece = data.read(size)
+            piece = read()
         except StoreError:
             raise
         except Exception as exc:
@@ -368,24 +399,35 @@ def iter_chunks(data: bytes | bytearray | memoryview | BinaryIO, size: int = CHU
             raise StoreError(f"reading the data stream failed: {type(exc).__name__}: {exc}") from exc
         if not piece:
             return
-        if not isinstance(piece, bytes | bytearray):
+        if not isinstance(piece, bytes | bytearray | memoryview):
             raise StoreError("data stream must be opened in binary mode")
-        yield bytes(piece)
+        yield piece
+
+
+def _views(view: memoryview, size: int) -> Iterator[memoryview]:
+    """``size``-byte slices of a buffer (cast to plain bytes first: typed arrays count bytes)."""
+    if view.ndim != 1 or view.itemsize != 1:
+        view = view.cast("B")
+    for start in range(0, len(view), size):
+        yield view[start : start + size]
 
 
 class ChunkReader(io.RawIOBase):
-    """A readable binary stream over an iterator of byte chunks, one chunk held at a time.
+    """A readable binary stream over an iterator of bytes-like chunks, one chunk held at a time.
 
     ``read(n)`` returns exactly ``n`` bytes until the end (fewer only at the end, then
-    ``b""``); ``read(-1)`` returns the rest. An error raised by the iterator is raised again
-    by every later read, so a caller that caught it cannot mistake what follows for a clean
-    end of file. ``on_close`` runs once, on the first ``close()`` (release a file handle or a
-    response body).
+    ``b""``); ``read(-1)`` returns the rest. A read that one held ``bytes`` chunk answers
+    whole is that chunk, not a copy. An error raised by the iterator is raised again by every
+    later read, so a caller that caught it cannot mistake what follows for a clean end of
+    file. ``on_close`` runs once, on the first ``close()`` (release a file handle or a
+    response body). Given to a store's ``put``, its chunks are handed over as they are
+    (:meth:`chunks`): a wrapping store streams into the wrapped one without a copy.
     """
 
-    def __init__(self, chunks: Iterable[bytes], on_close: Callable[[], None] | None = None) -> None:
+    def __init__(self, chunks: Iterable[Chunk], on_close: Callable[[], None] | None = None) -> None:
         self._on_close = on_close
         self._chunks = iter(chunks)
+        self._held: Chunk = b""
         self._buffer = memoryview(b"")
         self._error: Exception | None = None
 
@@ -395,30 +437,39 @@ class ChunkReader(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             return self.readall()
-        out = bytearray()
-        while len(out) < size:
-            if not self._buffer:
-                chunk = self._next_chunk()
-                if chunk is None:
-                    break
-                self._buffer = memoryview(chunk)
-                continue
-            take = self._buffer[: size - len(out)]
-            out += take
-            self._buffer = self._buffer[len(take) :]
-        return bytes(out)
+        if not self._buffer and size:
+            self._advance()
+        if len(self._buffer) >= size:  # one chunk answers it (the common case)
+            return self._take(size)
+        parts = [self._take(len(self._buffer))]
+        wanted = size - len(parts[0])
+        while wanted and self._advance():
+            parts.append(self._take(min(wanted, len(self._buffer))))
+            wanted -= len(parts[-1])
+        return b"".join(parts)
 
     def readall(self) -> bytes:
-        parts = [bytes(self._buffer)]
-        self._buffer = memoryview(b"")
-        while (chunk := self._next_chunk()) is not None:
-            parts.append(chunk)
+        parts = [self._take(len(self._buffer))]
+        while self._advance():
+            parts.append(self._take(len(self._buffer)))
         return b"".join(parts)
 
     def readinto(self, buffer) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+    def chunks(self, size: int = CHUNK_BYTES) -> Iterator[Chunk]:
+        """The rest of the stream as the chunks it holds (sliced to at most ``size``), uncopied."""
+        if self._buffer:
+            rest, self._buffer = self._buffer, memoryview(b"")
+            yield from _views(rest, size)
+        while self._advance():
+            chunk, self._buffer = self._held, memoryview(b"")
+            if len(chunk) <= size:
+                yield chunk
+            else:
+                yield from _views(memoryview(chunk), size)
 
     def close(self) -> None:
         if self.closed:
@@ -429,15 +480,28 @@ class ChunkReader(io.RawIOBase):
         finally:
             super().close()
 
-    def _next_chunk(self) -> bytes | None:
-        """The next chunk, or None at the end."""
+    def _advance(self) -> bool:
+        """Hold the next non-empty chunk; False at the end."""
         if self._error is not None:
             raise self._error
         try:
-            return next(self._chunks, None)
+            while (chunk := next(self._chunks, None)) is not None:
+                if len(chunk):
+                    self._held, self._buffer = chunk, memoryview(chunk)
+                    return True
         except Exception as exc:
             self._error = exc
             raise
+        return False
+
+    def _take(self, n: int) -> bytes:
+        """The next ``n`` held bytes: the held chunk itself when it is bytes taken whole."""
+        if n == len(self._held) and n == len(self._buffer) and isinstance(self._held, bytes):
+            out = self._held
+        else:
+            out = bytes(self._buffer[:n])
+        self._buffer = self._buffer[n:]
+        return out
 
 
 class _TypedReader(io.RawIOBase):
@@ -473,40 +537,108 @@ class _TypedReader(io.RawIOBase):
 # -------------------------------------------------------------------------- quotas
 
 
-class _QuotaLedger:
-    """Admits puts against the store's :class:`Quota` inside one store instance.
+@dataclass(frozen=True)
+class Usage:
+    """Quota usage as a medium shows it to one put (see :class:`QuotaMedium`)."""
 
-    Puts in flight are counted from the moment they are admitted, so parallel puts cannot
-    overshoot. Entries carry their expiry, so files the medium expired by itself stop
-    counting. Stores shared across processes (redis) add their own server-side check.
+    files: int
+    """Files of the put's session, stored or claimed by a put in flight (this one included)."""
+    has_file: bool
+    """The put's own file is stored already (an overwrite, which is not a new file)."""
+    bytes: int
+    """Bytes of stored files other than the put's own, plus every claim's bytes."""
+
+
+class QuotaClaim(ABC):
+    """A put in flight, recorded on the medium so that other instances count it."""
+
+    bytes: int = 0
+
+    @abstractmethod
+    def update(self, nbytes: int) -> None:
+        """Claim ``nbytes`` in all (the put's reservation so far)."""
+
+    @abstractmethod
+    def release(self) -> None:
+        """Remove the claim (the put finished: its file, if any, now counts itself)."""
+
+
+class QuotaMedium(ABC):
+    """Quota usage read from the medium, so any number of instances and restarts share it.
+
+    A put first claims (``claim``) and then counts (``usage``): two instances racing for the
+    last slot each see the other's claim and both may be refused, but they can never both
+    get it. Within one instance the ledger serialises claim-and-count, so threads are
+    admitted exactly up to the limit.
     """
 
-    def __init__(self, quota: Quota) -> None:
+    @abstractmethod
+    def claim(self, key: Key, nbytes: int) -> QuotaClaim:
+        """Record a put in flight that claims ``nbytes`` to start with."""
+
+    @abstractmethod
+    def usage(self, key: Key, with_bytes: bool) -> Usage:
+        """The put's view of the medium; ``bytes`` is only counted ``with_bytes`` (0 if not)."""
+
+
+class _QuotaLedger:
+    """Admits puts against the store's :class:`Quota`.
+
+    With a :class:`QuotaMedium` every count comes from the medium (stored files plus the
+    claims of puts in flight, from every instance), claimed before it is counted. Without
+    one, the ledger counts in this instance's memory: puts in flight from the moment they
+    are admitted, and committed files until their expiry. Stores shared across processes
+    without a medium here (redis) add their own server-side check.
+    """
+
+    def __init__(self, quota: Quota, medium: Callable[[], QuotaMedium | None] = lambda: None) -> None:
         self._quota = quota
+        self._medium = medium
         self._lock = threading.Lock()
         self._held: dict[Key, tuple[int, float]] = {}  # key -> (bytes, expires_at on the TTL clock)
         self._in_flight: dict[Key, int] = {}  # key -> number of puts in progress
         self._in_flight_bytes = 0
 
     @contextmanager
-    def admit(self, key: Key, ttl_s: float) -> Iterator[_Ticket]:
+    def admit(self, key: Key, ttl_s: float, expected: int = 0) -> Iterator[_Ticket]:
+        """Admit a put; ``expected`` is its size when known in advance (0: a stream), which
+        lets a medium claim and check it all at once."""
+        if self._quota.files_per_session is None and self._quota.total_bytes is None:
+            yield _Ticket(self, key, ttl_s, None)
+            return
+        medium = self._medium()
+        if medium is not None:
+            limit = self._quota.total_bytes if expected else None
+            with self._lock:
+                claim = medium.claim(key, expected if limit is not None else 0)
+                try:
+                    usage = medium.usage(key, with_bytes=limit is not None)
+                    self._check_files(key, usage)
+                    if limit is not None and usage.bytes > limit:
+                        raise _bytes_exceeded(limit)
+                except BaseException:
+                    claim.release()
+                    raise
+            try:
+                yield _Ticket(self, key, ttl_s, claim)
+            finally:
+                claim.release()
+            return
         with self._lock:
             self._drop_expired()
             limit = self._quota.files_per_session
             if limit is not None and key not in self._held and key not in self._in_flight:
                 kinds = {k for k in (*self._held, *self._in_flight) if k.session_id == key.session_id}
                 if len(kinds) >= limit:
-                    raise QuotaExceeded(
-                        f"session {key.session_id!r} already has {len(kinds)} files "
-                        f"(limit {limit} per session)"
-                    )
+                    raise _files_exceeded(key, len(kinds), limit)
             self._in_flight[key] = self._in_flight.get(key, 0) + 1
-        ticket = _Ticket(self, key, ttl_s)
+        ticket = _Ticket(self, key, ttl_s, None)
         try:
             yield ticket
         finally:
             with self._lock:
-                self._in_flight_bytes -= ticket.metered
+                if self._quota.total_bytes is not None:
+                    self._in_flight_bytes -= ticket.metered
                 left = self._in_flight[key] - 1
                 if left:
                     self._in_flight[key] = left
@@ -522,17 +654,39 @@ class _QuotaLedger:
             for key in [k for k in self._held if k.session_id == session_id]:
                 del self._held[key]
 
-    def _reserve(self, key: Key, nbytes: int) -> None:
+    def _check_files(self, key: Key, usage: Usage) -> None:
+        limit = self._quota.files_per_session
+        if limit is not None and not usage.has_file and usage.files > limit:
+            raise _files_exceeded(key, usage.files - 1, limit)
+
+    def _reserve(self, ticket: _Ticket, nbytes: int) -> None:
         """Count ``nbytes`` more of an in-flight put against the total-bytes quota."""
+        limit = self._quota.total_bytes
+        if limit is None:
+            return
+        claim = ticket.claim
+        if claim is not None:
+            needed = ticket.metered + nbytes
+            if needed <= claim.bytes:
+                return
+            with self._lock:
+                # Claims grow by doubling, so a long stream touches the medium O(log n) times;
+                # near the limit only what is needed is claimed.
+                for step in dict.fromkeys((max(needed, 2 * claim.bytes), needed)):
+                    claim.update(step)
+                    if self._medium_bytes(ticket.key) <= limit:
+                        return
+            raise _bytes_exceeded(limit)
         with self._lock:
-            limit = self._quota.total_bytes
-            if limit is not None:
-                held = sum(n for k, (n, _) in self._held.items() if k != key)
-                if held + self._in_flight_bytes + nbytes > limit:
-                    raise QuotaExceeded(
-                        f"store would hold more than {limit} bytes (total-bytes quota)"
-                    )
+            held = sum(n for k, (n, _) in self._held.items() if k != ticket.key)
+            if held + self._in_flight_bytes + nbytes > limit:
+                raise _bytes_exceeded(limit)
             self._in_flight_bytes += nbytes
+
+    def _medium_bytes(self, key: Key) -> int:
+        medium = self._medium()
+        assert medium is not None
+        return medium.usage(key, with_bytes=True).bytes
 
     def _drop_expired(self) -> None:
         now = ttl_clock()
@@ -540,27 +694,38 @@ class _QuotaLedger:
             del self._held[key]
 
     def _commit(self, key: Key, nbytes: int, ttl_s: float) -> None:
+        if self._medium() is not None:
+            return  # the medium shows the file itself from now on
         with self._lock:
             self._held[key] = (nbytes, ttl_clock() + ttl_s)
 
 
+def _files_exceeded(key: Key, files: int, limit: int) -> QuotaExceeded:
+    return QuotaExceeded(f"session {key.session_id!r} already has {files} files (limit {limit} per session)")
+
+
+def _bytes_exceeded(limit: int) -> QuotaExceeded:
+    return QuotaExceeded(f"store would hold more than {limit} bytes (total-bytes quota)")
+
+
 class _Ticket:
-    def __init__(self, ledger: _QuotaLedger, key: Key, ttl_s: float) -> None:
+    def __init__(self, ledger: _QuotaLedger, key: Key, ttl_s: float, claim: QuotaClaim | None) -> None:
         self._ledger = ledger
-        self._key = key
+        self.key = key
         self._ttl_s = ttl_s
+        self.claim = claim
         self.metered = 0
 
-    def meter(self, chunks: Iterable[bytes], object_limit: int | None) -> Iterator[bytes]:
+    def meter(self, chunks: Iterable[Chunk], object_limit: int | None) -> Iterator[Chunk]:
         for chunk in chunks:
             if object_limit is not None and self.metered + len(chunk) > object_limit:
                 raise QuotaExceeded(
                     f"object exceeds the {object_limit}-byte object limit "
                     f"(more than {self.metered + len(chunk)} bytes sent)"
                 )
-            self._ledger._reserve(self._key, len(chunk))
+            self._ledger._reserve(self, len(chunk))
             self.metered += len(chunk)
             yield chunk
 
     def commit(self, nbytes: int) -> None:
-        self._ledger._commit(self._key, nbytes, self._ttl_s)
+        self._ledger._commit(self.key, nbytes, self._ttl_s)

@@ -9,9 +9,12 @@ file is still served: reads do not check expiry (``expires_on_read=False``).
 Deliberately kept weaknesses, which the security and concurrency scenarios must find:
 plaintext at rest, world-readable files under the default umask, file names that reveal the
 session id, non-atomic writes (a reader can see a half-written file; a failed overwrite
-loses the previous version), and a store that works within one host only. The one thing
+loses the previous version; a sweep can remove a file mid-write, and that put then fails
+with ``Conflict``), and a store that works within one host only. The one thing
 fixed is the key: session ids and kinds are validated (``backends.base``), so a hostile key
-cannot leave the directory, and a failed put deletes its partial file.
+cannot leave the directory, and a failed put deletes its partial file. Quotas are counted from
+the directory and claim files (:mod:`backends.quota_claims`), shared by every instance on one
+root.
 """
 
 from __future__ import annotations
@@ -28,14 +31,19 @@ from typing import BinaryIO
 
 from backends.base import (
     Capabilities,
+    Conflict,
     Footprint,
     Key,
     NotFound,
     Quota,
+    QuotaClaim,
+    QuotaMedium,
     ServiceInfo,
     Store,
+    Usage,
     ttl_clock,
 )
+from backends.quota_claims import ClaimFiles
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +70,7 @@ class DiskStore(Store):
             "plaintext files, default umask permissions, names reveal the session id",
             "expiry only by sweep(): an expired file is served until the next sweep",
             "writes in place: readers can see partial files; a failed overwrite loses the old one",
+            "a sweep can remove a file while it is being written: that put fails with Conflict",
         ),
     )
 
@@ -89,14 +98,30 @@ class DiskStore(Store):
                 for chunk in chunks:
                     out.write(chunk)
                     written += len(chunk)
-            expires_at = ttl_clock() + ttl_s
-            os.utime(path, (expires_at, expires_at))
+                out.flush()  # a later flush would move the mtime back to now
+                expires_at = ttl_clock() + ttl_s
+                # Stamped through the descriptor: the path may no longer name this file.
+                os.utime(out.fileno(), (expires_at, expires_at))
+                ours = os.fstat(out.fileno()).st_ino
         except BaseException:
             # In place means the previous version is already truncated; what is left is a
             # partial file, which must not stay behind.
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             raise
+        # Until the stamp lands, a file being written carries the mtime of its last write,
+        # which a sweep reads as expired: it may unlink the file mid-put (the baseline's
+        # cleanup race). The put then failed; say so with a type. A sweep that judged the
+        # file just before the stamp and unlinks it after this check still loses it unseen.
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != ours:
+            raise Conflict(
+                f"disk: put {key.session_id}/{key.kind}: a concurrent sweep or delete removed "
+                "the file while it was being written (in-place writes; nothing was stored)"
+            )
         return written
 
     def _open(self, key: Key) -> BinaryIO:
@@ -124,6 +149,8 @@ class DiskStore(Store):
         now = ttl_clock()
         removed = Footprint()
         for path in self.root.iterdir():
+            if path.name.startswith("."):
+                continue  # quota claims of puts in flight (no stored file starts with ".")
             try:
                 info = path.lstat()
                 if not stat.S_ISREG(info.st_mode) or info.st_mtime > now:
@@ -132,6 +159,7 @@ class DiskStore(Store):
             except FileNotFoundError:
                 continue  # deleted by someone else meanwhile
             removed += Footprint(1, info.st_size)
+        removed += ClaimFiles(self.root).prune()  # quota claims of killed writers
         if removed.objects:
             log.info("disk sweep removed %d files (%d bytes) from %s", removed.objects, removed.bytes, self.root)
         return removed
@@ -139,10 +167,53 @@ class DiskStore(Store):
     def _footprint(self) -> Footprint:
         return walk_footprint(self.root)
 
+    def _quota_medium(self) -> QuotaMedium:
+        return _DiskQuota(self.root)
+
     # ---- helpers ------------------------------------------------------------------
 
     def _path(self, key: Key) -> Path:
         return self.root / f"{key.session_id}{SEPARATOR}{key.kind}"
+
+
+class _DiskQuota(QuotaMedium):
+    """Quotas counted from the directory: files whose expiry stamp is ahead (a file being
+    written carries its write time, so it counts through its claim instead) and claims."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._claims = ClaimFiles(root)
+
+    def claim(self, key: Key, nbytes: int) -> QuotaClaim:
+        return self._claims.claim(key.session_id, key.kind, nbytes)
+
+    def usage(self, key: Key, with_bytes: bool) -> Usage:
+        now = ttl_clock()
+        own = f"{key.session_id}{SEPARATOR}{key.kind}"
+        kinds: set[str] = set()
+        has_file, nbytes = False, 0
+        # Claims first: a put publishes its file before it drops its claim.
+        for claimed in self._claims.live():
+            nbytes += claimed.bytes
+            if claimed.session == key.session_id:
+                kinds.add(claimed.file)
+        for entry in os.scandir(self._root):
+            if entry.name.startswith("."):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or info.st_mtime <= now:
+                continue
+            session, _, kind = entry.name.partition(SEPARATOR)
+            if entry.name == own:
+                has_file = True
+            else:
+                nbytes += info.st_size
+            if session == key.session_id:
+                kinds.add(kind)
+        return Usage(len(kinds), has_file, nbytes if with_bytes else 0)
 
 
 def walk_footprint(root: Path) -> Footprint:

@@ -5,16 +5,19 @@ the same directory, then ``os.replace``), and expire both on read (``Expired`` b
 sweep) and by :meth:`EncryptedDiskStore.sweep`, which deletes by modification time like the
 review's cron job (each file's mtime is stamped with its expiry time). File and directory
 names are HMACs under a key-derived name key, so the storage directory reveals no session id.
+Quotas are counted from the directory tree and claim files (:mod:`backends.quota_claims`), so
+every instance on one root and a restarted one share them.
 
 Two ciphers (the ``variant`` option):
 
 ``aesgcm-stream`` (default)
     A chunked streaming AEAD after age and Tink's AES-GCM-HKDF streaming: AES-256-GCM over
-    64 KiB chunks, a per-file key derived by HKDF-SHA256 from the master key and a random
-    per-file salt, nonce = 7-byte random prefix || 32-bit chunk counter || last-chunk flag, and
-    the whole versioned header (which holds the expiry time) as associated data of every chunk.
+    1 MiB chunks, a per-file key derived by HKDF-SHA256 from the master key and a random
+    per-file salt, the chunk counter and a last-chunk flag in every nonce, and the whole
+    versioned header (which holds the expiry time) as associated data of every segment.
     Reordered, truncated, extended or swapped chunks, and an edited header, fail to decrypt
-    and raise ``CorruptData``. Memory stays constant at any file size.
+    and raise ``CorruptData``. Memory stays constant at any file size. The format (version
+    2) is laid out in :mod:`backends.aesgcm_stream`.
 
 ``fernet``
     Exactly the review's proposal: ``cryptography.fernet`` (AES-128-CBC + HMAC-SHA256),
@@ -22,18 +25,13 @@ Two ciphers (the ``variant`` option):
     token sit in memory on put and on read, so this variant caps objects at
     ``FERNET_MAX_BYTES`` by default (the ``quota`` option overrides it).
 
-File format, ``aesgcm-stream`` version 1 (integers big-endian)::
-
-    magic "TBAS" (4) | version 1 (1) | key id (8) | salt (32) | nonce prefix (7)
-    | expires_at, ms since the epoch (8) | plaintext chunk size (4)      = 64-byte header
-    then chunks: AES-GCM(chunk plaintext) || 16-byte tag, the last one flagged (possibly empty)
-
-The plaintext stream starts with a name record (``len(session_id) || session_id ||
-len(kind) || kind``), so a file moved under another name is refused and :meth:`rotate` can
-re-file it under a new key without knowing the names in advance.
+Both formats carry a name record (session id and kind) under the cipher, so a file moved
+under another name is refused and :meth:`rotate` can re-file it under a new key without
+knowing the names in advance.
 
 File format, ``fernet``: the file is a Fernet token (base64, as the review wrote it) whose
-plaintext is ``version 1 (1) | expires_at ms (8) | name record | file bytes``.
+plaintext is ``version 1 (1) | expires_at ms (8) | name record | file bytes``; an aesgcm-stream
+file is laid out in :mod:`backends.aesgcm_stream`.
 
 Keys: the ``key`` option or the ``TEMP_FILE_ENCRYPTION_KEY`` environment variable, one or more
 comma-separated url-safe base64 32-byte keys (``Fernet.generate_key()`` makes one; the same
@@ -46,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hmac
 import io
 import logging
@@ -58,35 +57,42 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from backends import aesgcm_stream
+from backends.aesgcm_stream import HEADER_BYTES, Header
 from backends.base import (
+    CHUNK_BYTES,
     Capabilities,
     ChunkReader,
     CorruptData,
     Expired,
     Footprint,
     Key,
-    KiB,
     MiB,
     NotFound,
     Quota,
+    QuotaClaim,
+    QuotaMedium,
     ServiceInfo,
     Store,
+    Usage,
     ttl_clock,
 )
+from backends.quota_claims import ClaimFiles
 
 log = logging.getLogger(__name__)
 
 ENV_VAR = "TEMP_FILE_ENCRYPTION_KEY"
 VARIANTS = ("aesgcm-stream", "fernet")
-DEFAULT_CHUNK_BYTES = 64 * KiB
+DEFAULT_CHUNK_BYTES = CHUNK_BYTES
+"""aesgcm-stream chunk: the size of the store's put pieces, so they are encrypted as they
+come (no re-chunking copy) and the cipher runs on large blocks."""
 FERNET_MAX_BYTES = 32 * MiB
 """Default object cap of the fernet variant: a put holds the file, its padded ciphertext and
 the base64 token at once (several times the file size), so an unbounded upload could take
@@ -97,12 +103,7 @@ STALE_TEMP_S = 3600.0
 (sooner when its aesgcm-stream header shows its data has expired anyway)."""
 
 TEMP_PREFIX = ".tmp-"
-MAGIC = b"TBAS"
-VERSION = 1
-_HEADER = struct.Struct(">4sB8s32s7sQI")
-HEADER_BYTES = _HEADER.size
-TAG_BYTES = 16
-_MIN_CHUNK, _MAX_CHUNK = 4 * KiB, 16 * MiB
+FERNET_VERSION = 1
 _FERNET_PREFIX = struct.Struct(">BQ")
 
 
@@ -137,8 +138,10 @@ class EncryptedDiskStore(Store):
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"encrypted-disk variant must be one of {VARIANTS}, not {variant!r}")
-        if not _MIN_CHUNK <= chunk_bytes <= _MAX_CHUNK:
-            raise ValueError(f"chunk_bytes must be {_MIN_CHUNK}-{_MAX_CHUNK}, got {chunk_bytes}")
+        if not aesgcm_stream.MIN_CHUNK <= chunk_bytes <= aesgcm_stream.MAX_CHUNK:
+            raise ValueError(
+                f"chunk_bytes must be {aesgcm_stream.MIN_CHUNK}-{aesgcm_stream.MAX_CHUNK}, got {chunk_bytes}"
+            )
         if quota is None and variant == "fernet":
             quota = Quota(object_bytes=FERNET_MAX_BYTES)
         super().__init__(quota)
@@ -201,22 +204,35 @@ class EncryptedDiskStore(Store):
         return written
 
     def _open(self, key: Key) -> BinaryIO:
+        return self._checked(key, whole=False)  # type: ignore[return-value]
+
+    def _read_all(self, key: Key) -> bytes:
+        return self._checked(key, whole=True)  # type: ignore[return-value]
+
+    def _checked(self, key: Key, whole: bool) -> BinaryIO | bytes:
+        """The file of ``key`` as a stream, or (``whole``) its bytes, after the checks every
+        read makes: the names it holds are the key's, and it has not expired."""
         for material in self._keys:
             path = material.path(self.root, key)
             try:
-                handle = open(path, "rb")  # noqa: SIM115 - the returned stream owns it
+                handle = open(path, "rb", buffering=0)  # noqa: SIM115 - the returned stream owns it
             except FileNotFoundError:
                 continue
             try:
-                stream, found, expires_ms = self._decrypting_reader(handle, path)
+                stream, found, expires_ms = self._decrypting_reader(handle, path, whole)
                 if found != key:
                     raise CorruptData(f"encrypted-disk: {path.name} holds another file's data")
                 if expires_ms <= ttl_clock() * 1000:
                     raise Expired(f"encrypted-disk: {key.session_id}/{key.kind} has expired")
+                if whole:
+                    return stream.read() if self.variant == "fernet" else stream()
                 return stream
             except BaseException:
                 handle.close()
                 raise
+            finally:
+                if whole:
+                    handle.close()
         raise NotFound(f"encrypted-disk: nothing stored for {key.session_id}/{key.kind}")
 
     def _delete(self, key: Key) -> bool:
@@ -263,6 +279,7 @@ class EncryptedDiskStore(Store):
                 removed += Footprint(1, info.st_size)
             with contextlib.suppress(OSError):  # only empty directories go
                 directory.rmdir()
+        removed += ClaimFiles(self.root).prune()  # quota claims of killed writers
         if removed.objects:
             log.info("encrypted-disk sweep removed %d files (%d bytes)", removed.objects, removed.bytes)
         return removed
@@ -275,6 +292,9 @@ class EncryptedDiskStore(Store):
                     total += Footprint(1, os.lstat(os.path.join(directory, name)).st_size)
         return total
 
+    def _quota_medium(self) -> QuotaMedium:
+        return _EncryptedQuota(self.root, self._keys)
+
     # ---- writing ------------------------------------------------------------------
 
     def _publish(self, target: Path, body: Iterator[bytes], expires_ms: int, replace: bool) -> bool:
@@ -283,14 +303,16 @@ class EncryptedDiskStore(Store):
         With ``replace=False`` an existing target wins (used by rotate, so it never
         overwrites a newer put). Returns whether the file was placed.
         """
-        temp = _temp_file(target.parent)
+        fd, temp = _temp_file(target.parent)
         try:
-            with open(temp, "wb") as out:
+            try:
                 for piece in body:
-                    out.write(piece)
-            # No fsync: temporary files need not survive a power cut, and a torn file
-            # left by one fails authentication (CorruptData) rather than being served.
-            os.utime(temp, (expires_ms / 1000, expires_ms / 1000))
+                    _write_all(fd, piece)
+                # No fsync: temporary files need not survive a power cut, and a torn file
+                # left by one fails authentication (CorruptData) rather than being served.
+                os.utime(fd, (expires_ms / 1000, expires_ms / 1000))
+            finally:
+                os.close(fd)
             if replace:
                 os.replace(temp, target)
                 return True
@@ -308,27 +330,21 @@ class EncryptedDiskStore(Store):
 
     def _aesgcm_file(self, key: Key, chunks: Iterator[bytes], expires_ms: int) -> Iterator[bytes]:
         material = self._keys[0]
-        salt, prefix = secrets.token_bytes(32), secrets.token_bytes(7)
-        header = _HEADER.pack(MAGIC, VERSION, material.key_id, salt, prefix, expires_ms, self.chunk_bytes)
-        yield header
-        aead = AESGCM(material.file_key(salt))
-        plain = _rechunk(_with_name_record(key, chunks), self.chunk_bytes)
-        counter = 0
-        held = next(plain, b"")  # one chunk of lookahead tells which chunk is the last
-        for following in plain:
-            yield aead.encrypt(_nonce(prefix, counter, last=False), held, header)
-            counter += 1
-            held = following
-        yield aead.encrypt(_nonce(prefix, counter, last=True), held, header)
+        header = Header.new(material.key_id, expires_ms, self.chunk_bytes)
+        return aesgcm_stream.encrypt(AESGCM(material.file_key(header.salt)), header, key, chunks)
 
     def _fernet_token(self, key: Key, chunks: Iterator[bytes], expires_ms: int) -> bytes:
-        plaintext = b"".join([_FERNET_PREFIX.pack(VERSION, expires_ms), _name_record(key), *chunks])
+        plaintext = b"".join([_FERNET_PREFIX.pack(FERNET_VERSION, expires_ms), _name_record(key), *chunks])
         return self._fernet.encrypt(plaintext)
 
     # ---- reading ------------------------------------------------------------------
 
-    def _decrypting_reader(self, handle: BinaryIO, path: Path) -> tuple[BinaryIO, Key, int]:
-        """Authenticate the start of a file; return (plaintext stream, its names, expiry ms)."""
+    def _decrypting_reader(self, handle: BinaryIO, path: Path, whole: bool = False) -> tuple[Any, Key, int]:
+        """Authenticate the start of a file; return (plaintext stream, its names, expiry ms).
+
+        With ``whole`` (aesgcm-stream), the first item is instead a function that decrypts
+        the whole rest of the file at once (``get``: no stream wrapper per chunk).
+        """
         if self.variant == "fernet":
             try:
                 plaintext = self._fernet.decrypt(handle.read())
@@ -336,31 +352,26 @@ class EncryptedDiskStore(Store):
                 raise CorruptData(f"encrypted-disk: {path.name} failed Fernet authentication") from None
             finally:
                 handle.close()
-            if len(plaintext) < _FERNET_PREFIX.size or plaintext[0] != VERSION:
+            if len(plaintext) < _FERNET_PREFIX.size or plaintext[0] != FERNET_VERSION:
                 raise CorruptData(f"encrypted-disk: {path.name} has an unknown Fernet payload version")
             _, expires_ms = _FERNET_PREFIX.unpack_from(plaintext)
             stream = io.BytesIO(plaintext)
             stream.seek(_FERNET_PREFIX.size)
             found = _read_name_record(stream, path)
             return stream, found, expires_ms
-        header = handle.read(HEADER_BYTES)
-        if len(header) < HEADER_BYTES:
-            raise CorruptData(f"encrypted-disk: {path.name} is shorter than its header")
-        magic, version, key_id, salt, prefix, expires_ms, chunk = _HEADER.unpack(header)
-        if magic != MAGIC or version != VERSION:
-            raise CorruptData(f"encrypted-disk: {path.name} is not a version-{VERSION} aesgcm-stream file")
-        if not _MIN_CHUNK <= chunk <= _MAX_CHUNK:
-            raise CorruptData(f"encrypted-disk: {path.name} declares a chunk size of {chunk}")
-        material = next((m for m in self._keys if m.key_id == key_id), None)
+        header = Header.parse(handle.read(HEADER_BYTES), path.name)
+        material = next((m for m in self._keys if m.key_id == header.key_id), None)
         if material is None:
             raise CorruptData(
-                f"encrypted-disk: {path.name} was encrypted under key id {key_id.hex()}, "
+                f"encrypted-disk: {path.name} was encrypted under key id {header.key_id.hex()}, "
                 "which this store does not hold"
             )
-        plain = _decrypted_chunks(handle, AESGCM(material.file_key(salt)), prefix, header, chunk, path.name)
-        stream = ChunkReader(plain, on_close=handle.close)
-        found = _read_name_record(stream, path)  # authenticates the header with chunk 0
-        return stream, found, expires_ms
+        aead = AESGCM(material.file_key(header.salt))
+        found = aesgcm_stream.read_names(aead, header, handle, path.name)  # authenticates the header
+        if whole:
+            return (lambda: aesgcm_stream.decrypt_all(aead, header, handle, path.name)), found, header.expires_ms
+        chunks = aesgcm_stream.decrypt_chunks(aead, header, handle, path.name)
+        return ChunkReader(chunks, on_close=handle.close), found, header.expires_ms
 
     # ---- helpers ------------------------------------------------------------------
 
@@ -399,6 +410,51 @@ class EncryptedDiskStore(Store):
         return placed
 
 
+class _EncryptedQuota(QuotaMedium):
+    """Quotas counted from the directory tree: unexpired stored files (temp files of puts in
+    flight count through their claims) and claims, all under HMAC names."""
+
+    def __init__(self, root: Path, keys: list[_KeyMaterial]) -> None:
+        self._root = root
+        self._keys = keys
+        self._claims = ClaimFiles(root)
+
+    def claim(self, key: Key, nbytes: int) -> QuotaClaim:
+        path = self._keys[0].path(self._root, key)
+        return self._claims.claim(path.parent.name, path.name, nbytes)
+
+    def usage(self, key: Key, with_bytes: bool) -> Usage:
+        now = ttl_clock()
+        own = {material.path(self._root, key) for material in self._keys}
+        own_dirs = {path.parent for path in own}
+        session = self._keys[0].session_dir(self._root, key.session_id).name
+        names: set[str] = set()
+        has_file, nbytes = False, 0
+        # Claims first: a put publishes its file before it drops its claim.
+        for claimed in self._claims.live():
+            nbytes += claimed.bytes
+            if claimed.session == session:
+                names.add(claimed.file)
+        for directory in _subdirs(self._root) if with_bytes else [d for d in own_dirs if d.is_dir()]:
+            mine = directory in own_dirs
+            for entry in os.scandir(directory):
+                if entry.name.startswith(TEMP_PREFIX):
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISREG(info.st_mode) or info.st_mtime <= now:
+                    continue
+                if mine and directory / entry.name in own:
+                    has_file = True
+                else:
+                    nbytes += info.st_size
+                if mine:
+                    names.add(entry.name)
+        return Usage(len(names), has_file, nbytes if with_bytes else 0)
+
+
 @dataclass(frozen=True)
 class _KeyMaterial:
     """What one master key yields: its id, its name key, and per-file keys on demand."""
@@ -422,36 +478,10 @@ class _KeyMaterial:
         name = self._name(b"file\0" + key.session_id.encode() + b"\0" + key.kind.encode())
         return self.session_dir(root, key.session_id) / name
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - materials live as long as their store
     def _name(self, message: bytes) -> str:
+        # Cached: every put and get names its file and session directory several times.
         return hmac.digest(self.name_key, message, "sha256")[:16].hex()
-
-
-def _decrypted_chunks(handle: BinaryIO, aead: AESGCM, prefix: bytes, header: bytes,
-                      chunk: int, label: str) -> Iterator[bytes]:
-    """Decrypt an aesgcm-stream file's chunks in order; the last one must carry the last flag."""
-    segment_bytes = chunk + TAG_BYTES
-    ahead = handle.read(segment_bytes)
-    counter = 0
-    while True:
-        segment = ahead
-        if not segment:
-            raise CorruptData(f"encrypted-disk: {label} is truncated (no final chunk)")
-        if len(segment) < segment_bytes:
-            ahead, last = b"", True
-        else:
-            ahead = handle.read(segment_bytes)
-            last = not ahead
-        try:
-            plain = aead.decrypt(_nonce(prefix, counter, last), segment, header)
-        except InvalidTag:
-            raise CorruptData(
-                f"encrypted-disk: {label} chunk {counter} failed authentication "
-                "(tampered, truncated, reordered or from another file)"
-            ) from None
-        yield plain
-        if last:
-            return
-        counter += 1
 
 
 # ------------------------------------------------------------------------ helpers
@@ -520,18 +550,24 @@ def _private_root(root: str | os.PathLike | None) -> Path:
     return path
 
 
-def _temp_file(directory: Path) -> Path:
+def _temp_file(directory: Path) -> tuple[int, Path]:
+    """A new 0600 temp file in ``directory`` (created 0700 if missing), open for writing."""
     # sweep() and delete_session() remove empty session directories; retry if one vanished
     # between mkdir and mkstemp.
     for _ in range(3):
-        directory.mkdir(mode=0o700, exist_ok=True)
         try:
             fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)  # 0600, O_EXCL
         except FileNotFoundError:
+            directory.mkdir(mode=0o700, exist_ok=True)
             continue
-        os.close(fd)
-        return Path(name)
+        return fd, Path(name)
     raise FileNotFoundError(f"session directory {directory} keeps disappearing")
+
+
+def _write_all(fd: int, piece: bytes | memoryview) -> None:
+    view = memoryview(piece)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _subdirs(root: Path) -> list[Path]:
@@ -542,20 +578,9 @@ def _hkdf(master: bytes, salt: bytes | None, info: bytes) -> bytes:
     return HKDF(algorithm=SHA256(), length=32, salt=salt, info=info).derive(master)
 
 
-def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
-    if counter >= 2**32:
-        raise CorruptData("aesgcm-stream: more than 2^32 chunks in one file")
-    return prefix + struct.pack(">IB", counter, 1 if last else 0)
-
-
 def _name_record(key: Key) -> bytes:
     sid, kind = key.session_id.encode(), key.kind.encode()
     return bytes([len(sid)]) + sid + bytes([len(kind)]) + kind
-
-
-def _with_name_record(key: Key, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    yield _name_record(key)
-    yield from chunks
 
 
 def _read_name_record(stream: BinaryIO, path: Path) -> Key:
@@ -565,28 +590,6 @@ def _read_name_record(stream: BinaryIO, path: Path) -> Key:
     except (IndexError, UnicodeDecodeError):
         raise CorruptData(f"encrypted-disk: {path.name} has a malformed name record") from None
     return Key(sid, kind)
-
-
-def _rechunk(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
-    """Yield ``size``-byte chunks (the last one shorter) from pieces of any size."""
-    pending = bytearray()
-    for piece in pieces:
-        view = memoryview(piece)
-        if pending:
-            need = size - len(pending)
-            pending += view[:need]
-            view = view[need:]
-            if len(pending) < size:
-                continue
-            yield bytes(pending)
-            pending = bytearray()
-        while len(view) >= size:
-            yield view[:size]
-            view = view[size:]
-        pending += view
-    if pending:
-        yield bytes(pending)
-
 
 
 def _abandoned_temp(path: Path, mtime: float, now: float) -> bool:
@@ -604,7 +607,5 @@ def _abandoned_temp(path: Path, mtime: float, now: float) -> bool:
             header = handle.read(HEADER_BYTES)
     except FileNotFoundError:
         return False
-    if len(header) < HEADER_BYTES:
-        return False
-    magic, version, *_rest, expires_ms, _chunk = _HEADER.unpack(header)
-    return magic == MAGIC and version == VERSION and expires_ms / 1000 <= now
+    expires_at = aesgcm_stream.expiry_of_temp(header)
+    return expires_at is not None and expires_at <= now

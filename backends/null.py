@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from backends.base import Capabilities, Footprint, Key, NotFound, Quota, ServiceInfo, Store
+from backends.base import (
+    CHUNK_BYTES,
+    Capabilities,
+    Chunk,
+    ChunkReader,
+    Footprint,
+    Key,
+    MiB,
+    NotFound,
+    Quota,
+    ServiceInfo,
+    Store,
+)
+
+SHARED_ZEROS_MAX = 16 * MiB
+"""Reads up to this size are answered with one shared, immutable zero buffer per size."""
 
 
 class NullStore(Store):
     """Remembers only the sizes of what it was given; reads return zero bytes of that size.
 
     Reads are answered with zeros rather than the payload so that the null store holds no
-    data at all; workloads that verify content treat it as a harness store.
+    data at all; workloads that verify content treat it as a harness store. The zeros are
+    not allocated per read (that would be the harness measuring ``memset``): ``get`` returns
+    a shared immutable buffer of the size (kept for a few sizes up to ``SHARED_ZEROS_MAX``)
+    and ``open`` streams views of one shared zero chunk, so a read costs what the interface
+    itself costs.
     """
 
     name = "null"
@@ -32,16 +52,21 @@ class NullStore(Store):
     def service(self) -> ServiceInfo:
         return ServiceInfo(name="null (discards data)", emulated=False)
 
-    def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int:
+    def _write(self, key: Key, chunks: Iterator[Chunk], ttl_s: float) -> int:
         size = sum(len(chunk) for chunk in chunks)
         self._sizes[key] = size
         return size
 
     def _open(self, key: Key) -> BinaryIO:
-        try:
-            return io.BytesIO(bytes(self._sizes[key]))
-        except KeyError:
-            raise NotFound(f"null: nothing stored for {key.session_id}/{key.kind}") from None
+        size = self._size(key)
+        if size <= SHARED_ZEROS_MAX:
+            return io.BytesIO(_zeros(size))  # BytesIO shares an initial bytes object
+        return ChunkReader(_zero_chunks(size))
+
+    def _read_all(self, key: Key) -> bytes:
+        size = self._size(key)
+        # bytes(n) is calloc: fresh zero pages from the kernel, no memset
+        return _zeros(size) if size <= SHARED_ZEROS_MAX else bytes(size)
 
     def _delete(self, key: Key) -> bool:
         return self._sizes.pop(key, None) is not None
@@ -57,3 +82,23 @@ class NullStore(Store):
 
     def _footprint(self) -> Footprint:
         return Footprint()
+
+    def _size(self, key: Key) -> int:
+        try:
+            return self._sizes[key]
+        except KeyError:
+            raise NotFound(f"null: nothing stored for {key.session_id}/{key.kind}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _zeros(size: int) -> bytes:
+    """One immutable zero buffer per recent size (payload sizes repeat: a workload has few)."""
+    return bytes(size)
+
+
+_ZERO_CHUNK = memoryview(bytes(CHUNK_BYTES))
+
+
+def _zero_chunks(size: int) -> Iterator[memoryview]:
+    for start in range(0, size, CHUNK_BYTES):
+        yield _ZERO_CHUNK[: min(CHUNK_BYTES, size - start)]

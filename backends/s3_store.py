@@ -6,8 +6,9 @@ URLs the app hands out (the security probe reports it).
 
 Every object is written with ``ServerSideEncryption="AES256"`` and an expiry stamp in its
 metadata (``x-amz-meta-tempbench-expires-at``, Unix seconds). ``get``/``open`` refuse an
-object past its stamp before any sweep; ``sweep()`` deletes such objects and aborts stale
-multipart uploads. Bucket lifecycle rules (expiration and abort-incomplete-multipart, one
+object past its stamp before any sweep; ``sweep()`` deletes such objects and aborts
+multipart uploads it has seen for ``stale_upload_s`` on its own clock (endpoints' upload dates
+are not trusted: moto dates every upload 2010). Bucket lifecycle rules (expiration and abort-incomplete-multipart, one
 day each) are installed when the store creates the bucket, as a backstop only: lifecycle
 counts whole days, so it cannot carry the one-hour TTL of a temp file.
 
@@ -17,12 +18,17 @@ CompleteMultipartUpload atomic: a reader sees the old object or the new one.
 
 Presigned direct upload (the review's headline feature):
 
-- ``presign_upload(session_id, kind, ttl_s, max_bytes)`` returns a POST policy pinning the
-  exact key, ``content-length-range``, the SSE field and the expiry/limit metadata;
+- ``presign_upload(session_id, kind, ttl_s, max_bytes)`` returns a POST form that lives
+  ``form_ttl_s`` (five minutes by default), whose policy pins a staging key of its own
+  (never the file's key), ``content-length-range``, the SSE field and the expiry/limit
+  metadata;
 - ``confirm_upload(session_id, kind)`` is what the app calls after the browser's upload: it
-  checks size and metadata, deletes the object and raises ``QuotaExceeded`` when it is over
-  the limit (emulators such as moto ignore POST policies; real S3 enforces them: the store is
-  safe on both), and re-applies SSE when the endpoint dropped it;
+  checks size and metadata (deleting the upload and raising ``QuotaExceeded`` when it is
+  over the limit: emulators such as moto ignore POST policies, real S3 enforces them, the
+  store is safe on both), refuses a replayed form that was already confirmed
+  (``Conflict``), and moves the upload into place by a server-side copy with SSE. A replay
+  of the form, which S3 allows until the form expires and moto allows for ever, can only
+  land in a staging key: it never overwrites a confirmed file;
 - ``presign_download(session_id, kind, ttl_s)`` returns a short-lived GET URL.
 
 ``probe_signature_enforcement(store)`` sends expired, tampered and re-scoped presigned
@@ -34,6 +40,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import secrets
 import threading
 import time
 import uuid
@@ -61,6 +68,7 @@ from botocore.exceptions import (
 from backends.base import (
     BackendUnavailable,
     Capabilities,
+    Conflict,
     CorruptData,
     Expired,
     Footprint,
@@ -69,10 +77,13 @@ from backends.base import (
     MiB,
     NotFound,
     Quota,
+    QuotaClaim,
     QuotaExceeded,
+    QuotaMedium,
     ServiceInfo,
     Store,
     StoreError,
+    Usage,
     ttl_clock,
     validate_key,
 )
@@ -105,6 +116,18 @@ LIFECYCLE_DAY_S = 24 * 3600
 
 EXPIRES_META = "tempbench-expires-at"
 MAX_BYTES_META = "tempbench-max-bytes"
+FORM_META = "tempbench-form"
+"""The id of the upload form a confirmed direct upload came from."""
+STAGING_MARK = ".upload-"
+"""Separates a file's key from a form id in a staging key (no kind contains ".")."""
+CLAIM_MARK = ".claim-"
+"""Starts the name of a quota claim, ``{session}/.claim-{nonce}-{seq}-{bytes}-{expires ms}-
+{kind}``: before every file of its session in a listing ("." sorts before any kind), each
+update after the one it replaces."""
+CLAIM_TTL_S = 900.0
+"""A quota claim not renewed this long belongs to a put that died; it stops counting."""
+DEFAULT_FORM_TTL_S = 300.0
+"""Life of a presigned upload form: minutes, not the file's TTL (issue 13)."""
 SSE = "AES256"
 
 DEFAULT_MULTIPART_THRESHOLD = 8 * MiB
@@ -153,8 +176,9 @@ class S3Store(Store):
     starts a loopback moto server), ``bucket`` (created with lifecycle rules if missing),
     ``prefix``, ``region``, ``client`` (a ready boto3 S3 client), ``quota``,
     ``multipart_threshold``, ``part_bytes`` (memory per upload; also sets the largest object
-    as 10,000 parts), ``stale_upload_s`` (age after which ``sweep`` aborts a multipart upload
-    it did not start itself).
+    as 10,000 parts), ``stale_upload_s`` (how long after ``sweep`` first saw a multipart
+    upload it did not start itself it aborts it), ``form_ttl_s`` (life of a presigned upload
+    form, default five minutes).
     """
 
     name = "s3"
@@ -191,6 +215,7 @@ class S3Store(Store):
         multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
         part_bytes: int = DEFAULT_PART_BYTES,
         stale_upload_s: float = DEFAULT_STALE_UPLOAD_S,
+        form_ttl_s: float = DEFAULT_FORM_TTL_S,
     ) -> None:
         super().__init__(quota)
         if not S3_MIN_PART_BYTES <= part_bytes <= S3_MAX_PART_BYTES:
@@ -208,6 +233,9 @@ class S3Store(Store):
         self.multipart_threshold = multipart_threshold
         self.part_bytes = part_bytes
         self.stale_upload_s = stale_upload_s
+        if not form_ttl_s > 0:
+            raise ValueError(f"form_ttl_s must be > 0, got {form_ttl_s!r}")
+        self.form_ttl_s = form_ttl_s
         # An instance attribute, because the largest object follows from part_bytes.
         self.capabilities = replace(
             type(self).capabilities,
@@ -215,7 +243,8 @@ class S3Store(Store):
         )
         self._lock = threading.Lock()
         self._uploads_in_flight: set[str] = set()
-        self._issued: dict[Key, _IssuedUpload] = {}
+        self._first_seen: dict[str, float] = {}  # upload id -> TTL clock when this store saw it
+        self._issued: dict[str, _IssuedUpload] = {}  # staging key -> what its form allows
 
         from tempbench.services import resolve_s3
 
@@ -260,10 +289,12 @@ class S3Store(Store):
     ) -> dict[str, Any]:
         """A browser upload form: ``{"method": "POST", "url": ..., "fields": {...}}``.
 
-        ``ttl_s`` is the file's TTL from now; the form itself is valid for the same time
-        (at most seven days). The policy pins the exact key, ``content-length-range``
-        ``[0, max_bytes]``, SSE and the expiry/limit metadata. Call :meth:`confirm_upload`
-        once the browser reports success.
+        ``ttl_s`` is the file's TTL from now. The form itself lives ``form_ttl_s`` (the
+        store's option, minutes) or less. It targets a staging key of its own
+        (``{prefix}/{session}/{kind}.upload-{form id}``; no kind contains ``.``), never the
+        file: only :meth:`confirm_upload` moves an upload into place, so the form cannot
+        overwrite a confirmed file however often it is replayed. The policy pins that key,
+        ``content-length-range`` ``[0, max_bytes]``, SSE and the expiry/limit metadata.
         """
         key = validate_key(session_id, kind)
         if not ttl_s > 0:
@@ -278,7 +309,7 @@ class S3Store(Store):
             )
         now = ttl_clock()
         expires_at = now + ttl_s
-        url_ttl = max(1, min(math.ceil(ttl_s), SIGV4_MAX_EXPIRES_S))
+        url_ttl = max(1, min(math.ceil(self.form_ttl_s), math.ceil(ttl_s), SIGV4_MAX_EXPIRES_S))
         fields = {
             "x-amz-server-side-encryption": SSE,
             f"x-amz-meta-{EXPIRES_META}": _stamp(expires_at),
@@ -286,14 +317,16 @@ class S3Store(Store):
         }
         conditions: list[Any] = [["content-length-range", 0, max_bytes]]
         conditions += [{name: value} for name, value in fields.items()]
+        form_id = secrets.token_hex(8)
+        staging = f"{self._key(key)}{STAGING_MARK}{form_id}"
         with self._typed_errors(f"presign_upload {key.session_id}/{key.kind}"):
             self._check_session_file_count(key)
             post = self._client.generate_presigned_post(
-                self.bucket, self._key(key), Fields=fields, Conditions=conditions, ExpiresIn=url_ttl
+                self.bucket, staging, Fields=fields, Conditions=conditions, ExpiresIn=url_ttl
             )
         with self._lock:
             self._issued = {k: v for k, v in self._issued.items() if v.form_expires_at > now}
-            self._issued[key] = _IssuedUpload(
+            self._issued[staging] = _IssuedUpload(
                 max_bytes=max_bytes,
                 expires_stamp=fields[f"x-amz-meta-{EXPIRES_META}"],
                 form_expires_at=now + url_ttl,
@@ -301,15 +334,19 @@ class S3Store(Store):
         return {"method": "POST", "url": post["url"], "fields": post["fields"]}
 
     def confirm_upload(self, session_id: str, kind: str) -> int:
-        """Check a browser's direct upload and return its size in bytes.
+        """Check a browser's direct upload, move it into place, and return its size.
 
-        The limit is the smallest of the store's object limit, the ``max_bytes`` stamped in
-        the object's metadata, and the ``max_bytes`` this instance issued for the key (which
-        a client cannot alter on an endpoint that ignores POST policies). An object over
-        the limit is deleted and ``QuotaExceeded`` raised; one without the stamps the policy
+        The upload is the newest staging object of the key (older ones are deleted). The
+        limit is the smallest of the store's object limit, the ``max_bytes`` stamped in the
+        object's metadata, and the ``max_bytes`` this instance issued for the form (which a
+        client cannot alter on an endpoint that ignores POST policies). An upload over the
+        limit is deleted and ``QuotaExceeded`` raised; one without the stamps the policy
         requires, or with stamps other than this instance issued, is deleted and
-        ``CorruptData`` raised; one past its expiry is deleted and ``Expired`` raised. An
-        object stored without SSE is re-written in place with it.
+        ``CorruptData`` raised; one past its expiry is deleted and ``Expired`` raised; one
+        made with a form already confirmed (a replay) is deleted and ``Conflict`` raised,
+        the confirmed file untouched. The file is written by a server-side copy with SSE
+        and the form's id in its metadata. With no upload waiting, a file already confirmed
+        from a form returns its size (a repeated confirm); otherwise ``NotFound``.
 
         Where another instance issued the form and the endpoint ignores POST policies (moto),
         only the store's object limit and the stamps as uploaded can be checked.
@@ -318,55 +355,74 @@ class S3Store(Store):
         what = f"confirm_upload {key.session_id}/{key.kind}"
         with self._typed_errors(what):
             s3_key = self._key(key)
-            head = self._head(s3_key)
+            staged = sorted(
+                self._list_objects(f"{s3_key}{STAGING_MARK}"), key=lambda obj: obj["LastModified"]
+            )
+            for older in staged[:-1]:
+                self._client.delete_object(Bucket=self.bucket, Key=older["Key"])
+            final = self._head(s3_key)
+            if not staged:
+                if final is not None and (final.get("Metadata") or {}).get(FORM_META):
+                    return int(final["ContentLength"])
+                raise NotFound(f"s3: {what}: no direct upload waiting at s3://{self.bucket}/{s3_key}")
+            staging = staged[-1]["Key"]
+            form_id = staging.rsplit(STAGING_MARK, 1)[1]
+            head = self._head(staging)
             if head is None:
-                raise NotFound(f"s3: {what}: no object at s3://{self.bucket}/{s3_key}")
+                raise NotFound(f"s3: {what}: the upload vanished before it was confirmed")
+
+            def refuse(error: StoreError) -> StoreError:
+                self._client.delete_object(Bucket=self.bucket, Key=staging)
+                return error
+
+            if final is not None and (final.get("Metadata") or {}).get(FORM_META) == form_id:
+                raise refuse(Conflict(
+                    f"s3: {what}: this upload form was already used and confirmed; the replayed "
+                    "upload is deleted and the confirmed file kept"
+                ))
             size = int(head["ContentLength"])
             metadata = dict(head.get("Metadata") or {})
             expires_at = _parse_float(metadata.get(EXPIRES_META))
             stamped_limit = _parse_int(metadata.get(MAX_BYTES_META))
             with self._lock:
-                issued = self._issued.pop(key, None)
+                issued = self._issued.pop(staging, None)
             if expires_at is None or stamped_limit is None:
-                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
-                raise CorruptData(
+                raise refuse(CorruptData(
                     f"s3: {what}: the upload lacks the expiry/limit metadata its POST policy "
                     "requires (the endpoint did not enforce the policy); object deleted"
-                )
+                ))
             limits = [n for n in (self._object_limit(), stamped_limit) if n is not None]
             if issued is not None:
                 limits.append(issued.max_bytes)
             limit = min(limits)
             if size > limit:
-                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
-                raise QuotaExceeded(
+                raise refuse(QuotaExceeded(
                     f"s3: {what}: direct upload of {size} bytes exceeds the {limit}-byte limit; "
                     "object deleted"
-                )
+                ))
             if issued is not None and (
                 metadata[EXPIRES_META] != issued.expires_stamp
                 or stamped_limit != issued.max_bytes
             ):
-                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
-                raise CorruptData(
+                raise refuse(CorruptData(
                     f"s3: {what}: the upload's expiry/limit metadata differs from the form this "
                     "store issued (the endpoint did not enforce the policy); object deleted"
-                )
+                ))
             if expires_at <= ttl_clock():
-                self._client.delete_object(Bucket=self.bucket, Key=s3_key)
-                raise Expired(f"s3: {what}: the upload's TTL has already passed; object deleted")
-            if not head.get("ServerSideEncryption"):
-                log.info("s3: %s: endpoint stored the upload without SSE; re-applying %s", what, SSE)
-                self._client.copy(
-                    {"Bucket": self.bucket, "Key": s3_key},
-                    self.bucket,
-                    s3_key,
-                    ExtraArgs={
-                        "ServerSideEncryption": SSE,
-                        "MetadataDirective": "REPLACE",
-                        "Metadata": metadata,
-                    },
-                )
+                raise refuse(Expired(f"s3: {what}: the upload's TTL has already passed; object deleted"))
+            # A server-side copy: the bytes never pass through the app. It also (re)applies
+            # SSE, which an endpoint may have dropped from a POST upload.
+            self._client.copy(
+                {"Bucket": self.bucket, "Key": staging},
+                self.bucket,
+                s3_key,
+                ExtraArgs={
+                    "ServerSideEncryption": SSE,
+                    "MetadataDirective": "REPLACE",
+                    "Metadata": {**metadata, FORM_META: form_id},
+                },
+            )
+            self._client.delete_object(Bucket=self.bucket, Key=staging)
             return size
 
     def presign_download(self, session_id: str, kind: str, ttl_s: float) -> str:
@@ -455,11 +511,18 @@ class S3Store(Store):
                 continue
             self._client.delete_object(Bucket=self.bucket, Key=obj["Key"])
             removed += Footprint(1, int(head["ContentLength"]))
-        stale_before = datetime.now(UTC) - timedelta(seconds=self.stale_upload_s)
-        for upload in self._list_uploads():
-            with self._lock:
-                ours = upload["UploadId"] in self._uploads_in_flight
-            if ours or upload["Initiated"] > stale_before:
+        # Staleness is judged by when this store first saw an upload, on its own clock, not
+        # by the endpoint's "Initiated" (moto dates every upload 2010-11-10, which would make
+        # another instance's running upload look abandoned). A sweeper that has just started
+        # aborts nothing before stale_upload_s; the one-day lifecycle rule stays the backstop.
+        listed = list(self._list_uploads())
+        with self._lock:
+            self._first_seen = {
+                u["UploadId"]: self._first_seen.get(u["UploadId"], now) for u in listed
+            }
+            seen, ours = dict(self._first_seen), set(self._uploads_in_flight)
+        for upload in listed:
+            if upload["UploadId"] in ours or now - seen[upload["UploadId"]] < self.stale_upload_s:
                 continue
             size = self._parts_bytes(upload)
             self._abort(upload["Key"], upload["UploadId"])
@@ -615,12 +678,15 @@ class S3Store(Store):
         limit = self.quota.files_per_session
         if limit is None:
             return
-        keys = {obj["Key"] for obj in self._list_objects(f"{self.prefix}/{key.session_id}/")}
-        if self._key(key) not in keys and len(keys) >= limit:
+        usage = self._quota_medium().usage(key, with_bytes=False)
+        if not usage.has_file and usage.files >= limit:
             raise QuotaExceeded(
-                f"s3: session {key.session_id!r} already has {len(keys)} files "
+                f"s3: session {key.session_id!r} already has {usage.files} files "
                 f"(limit {limit} per session)"
             )
+
+    def _quota_medium(self) -> QuotaMedium:
+        return _BucketQuota(self)
 
     def _list_objects(self, prefix: str) -> Iterator[dict[str, Any]]:
         paginator = self._client.get_paginator("list_objects_v2")
@@ -780,6 +846,80 @@ def _judge(observed: dict[str, dict[str, Any]], emulated: bool) -> tuple[dict[st
 
 
 # ---------------------------------------------------------------------- small helpers
+
+
+class _BucketQuota(QuotaMedium):
+    """Quotas counted from the bucket listing under the prefix: objects, direct uploads
+    waiting for confirmation, and quota claims (empty objects whose key carries the bytes
+    claimed and an expiry, so a listing is enough). Listings carry no metadata: an object
+    past its expiry stamp counts until sweep() deletes it. A total-bytes quota lists the whole
+    prefix at each claim step (claims double, so O(log n) listings per put)."""
+
+    def __init__(self, store: S3Store) -> None:
+        self._store = store
+
+    def claim(self, key: Key, nbytes: int) -> QuotaClaim:
+        return _BucketClaim(self._store, key, nbytes)
+
+    def usage(self, key: Key, with_bytes: bool) -> Usage:
+        store = self._store
+        own = store._key(key)
+        now_ms = ttl_clock() * 1000
+        kinds: set[str] = set()
+        has_file, nbytes = False, 0
+        listed = f"{store.prefix}/" if with_bytes else f"{store.prefix}/{key.session_id}/"
+        for obj in store._list_objects(listed):
+            session, _, name = obj["Key"][len(store.prefix) + 1 :].partition("/")
+            if name.startswith(CLAIM_MARK):
+                fields = name[len(CLAIM_MARK) :].split("-", 4)
+                claimed, expires_ms = (_parse_int(part) for part in fields[2:4]) if len(fields) == 5 else (None, None)
+                if claimed is None or expires_ms is None or expires_ms <= now_ms:
+                    continue  # not a live claim (a dead put's: sweep() deletes it)
+                nbytes += claimed
+                kind = fields[4]
+            elif STAGING_MARK in name:
+                nbytes += int(obj["Size"])  # a direct upload waiting: it occupies the bucket
+                continue
+            else:
+                kind = name
+                if obj["Key"] == own:
+                    has_file = True
+                else:
+                    nbytes += int(obj["Size"])
+            if session == key.session_id:
+                kinds.add(kind)
+        return Usage(len(kinds), has_file, nbytes if with_bytes else 0)
+
+
+class _BucketClaim(QuotaClaim):
+    """A claim object. A listing reads it before its session's files, and its own updates in
+    order, so a put that publishes and then releases is never missed by a racing listing."""
+
+    def __init__(self, store: S3Store, key: Key, nbytes: int) -> None:
+        self._store = store
+        self._key = key
+        self._nonce = secrets.token_hex(6)
+        self._seq = 0
+        self._name: str | None = None
+        self.update(nbytes)
+
+    def update(self, nbytes: int) -> None:
+        # The new claim goes up before the old one goes: for a moment both count, which can
+        # only refuse a put, never admit one.
+        expires_at = ttl_clock() + CLAIM_TTL_S
+        self._seq += 1
+        name = (f"{self._store.prefix}/{self._key.session_id}/{CLAIM_MARK}{self._nonce}-"
+                f"{self._seq:08d}-{nbytes}-{int(expires_at * 1000)}-{self._key.kind}")
+        self._store.client.put_object(
+            Bucket=self._store.bucket, Key=name, Body=b"", ServerSideEncryption=SSE,
+            Metadata={EXPIRES_META: _stamp(expires_at)},
+        )
+        self.release()
+        self._name, self.bytes = name, nbytes
+
+    def release(self) -> None:
+        if self._name is not None:
+            self._store.client.delete_object(Bucket=self._store.bucket, Key=self._name)
 
 
 @dataclass(frozen=True)

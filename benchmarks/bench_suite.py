@@ -38,8 +38,9 @@ from typing import Any
 import psutil
 import pytest
 
-from backends import Expired, NotFound, QuotaExceeded, Store
+from backends import BackendUnavailable, Expired, NotFound, QuotaExceeded, Store
 from backends.base import KiB, MiB
+from backends.redis_store import RedisStore
 from tempbench.ecu import generate_ecu, modify_ecu
 from tempbench.processing import (
     RESULT_KIND,
@@ -48,9 +49,13 @@ from tempbench.processing import (
     encode_result,
     process_session,
 )
+from tempbench.services import ServiceError, resolve_redis
+from tests.conftest import unavailable
 
 OPERATIONS: tuple[str, ...] = ("put", "get", "delete", "ecu_session")
 SIZES: dict[str, int] = {"64 KiB": 64 * KiB, "1 MiB": 1 * MiB, "4 MiB": 4 * MiB}
+SIZE_BYTES: dict[str, int] = {**SIZES, "256 KiB": 256 * KiB}
+"""Every size label a suite may measure (the peers suite runs 256 KiB, 1 MiB and 4 MiB)."""
 REFERENCE, STORE = "reference", "store"
 TTL_S = 3600.0
 MAX_ROUNDS = 1000
@@ -107,7 +112,7 @@ class Side:
 def run_case(benchmark: Any, record_throughput: Callable[..., None], side: Side, reference: str,
              operation: str, size_label: str) -> None:
     """Measure one (side, operation, size) case, record it, and check what it did."""
-    size = SIZES[size_label]
+    size = SIZE_BYTES[size_label]
     data = payload(size)
     benchmark.group = f"{side.medium}: {operation} {size_label}"
     benchmark.extra_info.update(
@@ -296,6 +301,21 @@ def redis_reference(service: Any, prefix: str) -> Side:
         journey=lambda sid, data: raw_journey(put, get, lambda s, k: client.delete(key(s, k)), sid, data),
         close=close,
     )
+
+
+def bench_redis(prefix: str) -> tuple[Any, Any]:
+    """(the resolved Redis service, a redis store on it under ``prefix``), or skip (fail in CI)."""
+    try:
+        service = resolve_redis()
+    except ServiceError as exc:
+        unavailable(f"redis: {exc}")
+    if not service.emulated and not service.detail.get("reachable"):
+        unavailable(f"redis: {service.name}: {service.detail.get('error')}")
+    try:
+        store = RedisStore(url=None if service.emulated else service.url, prefix=f"{prefix}:temp_file")
+    except BackendUnavailable as exc:
+        unavailable(str(exc))
+    return service, store
 
 
 def s3_reference(service: Any, bucket: str, prefix: str) -> Side:

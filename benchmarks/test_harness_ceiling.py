@@ -7,7 +7,13 @@ Prints; asserts nothing about speed (machines differ; ratios measured in one run
 1. ``null`` store, one process, one worker thread, 64-byte payloads, closed loop
    (upload/download): the ops/s the harness itself can drive (issue target: >= 20,000),
    with ``disk`` under the same load beside it.
-2. Every strategy that can run here under the load scenario at 1 MiB (closed loop, 4
+2. ``null`` against ``disk`` in the quick profile's mix (ECU sizes, 4 workers, uploads,
+   downloads, deletes and ecu_sessions): their upload and download throughput ratio, as
+   ``mb_per_s`` (over the whole run) and ``worker_mb_per_s`` (per second spent on the
+   operation, which the processing job of the mix does not dilute), and the harness's
+   measured share of each one's operation time (issue 14: null >= 10x disk on uploads,
+   >= 5x on downloads).
+3. Every strategy that can run here under the load scenario at 1 MiB (closed loop, 4
    workers, upload/download/delete), with ops/s, MB/s and p99s as ratios to ``disk``
    measured in the same run. The same figures, with every scenario and the report, come from
    ``tempbench run --scenarios load --quick --set sizes=1MiB``.
@@ -24,7 +30,7 @@ import pytest
 from backends import StoreError, get_store
 from scenarios.core import RowStamp, summary_rows
 from scenarios.load import run_load
-from scenarios.workload import Workload
+from scenarios.workload import Workload, load_workload
 
 MiB = 1024 * 1024
 CEILING = Workload(name="ceiling", mix={"upload": 1.0, "download": 1.0}, sizes=[(64, 1.0)],
@@ -86,6 +92,31 @@ def test_null_store_ceiling_one_process_64_byte_payloads(benchmark, tmp_path: Pa
               f"{CEILING.duration_s:g} s")
         print(f"  disk under the same load: {disk_ops:,.0f} ops/s = "
               f"{disk_ops / null_ops:.2f} x the null store")
+
+
+def test_null_over_disk_in_the_quick_mix_with_the_harness_share(benchmark, tmp_path: Path,
+                                                               capsys) -> None:
+    quick = load_workload("quick")
+    figures = {}
+
+    def measure() -> None:
+        with get_store("null") as null, get_store("disk", root=tmp_path / "disk") as disk:
+            figures["null"] = _figures("null", null, quick)
+            figures["disk"] = _figures("disk", disk, quick)
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    null, disk = figures["null"], figures["disk"]
+    with capsys.disabled():
+        print("\nnull / disk, quick profile mix, same run:")
+        for op in ("upload", "download"):
+            whole = null[(op, "ok", "mb_per_s")] / disk[(op, "ok", "mb_per_s")]
+            worker = null[(op, "ok", "worker_mb_per_s")] / disk[(op, "ok", "worker_mb_per_s")]
+            print(f"  {op:<9} mb_per_s {whole:6.2f}x   worker_mb_per_s {worker:7.1f}x")
+            benchmark.extra_info[f"{op}_null_over_disk"] = {"mb_per_s": whole, "worker_mb_per_s": worker}
+        for spec, f in figures.items():
+            shares = ", ".join(f"{op} {f[(op, 'all', 'harness_share')]:.1%}"
+                               for op in ("upload", "download", "ecu_session", "all"))
+            print(f"  harness share of {spec}'s operation time: {shares}")
 
 
 @pytest.mark.slow

@@ -15,12 +15,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from bench_suite import Side, iter_cases, redis_reference, run_case, store_side
+from bench_suite import Side, bench_redis, iter_cases, redis_reference, run_case, store_side
 
-from backends import BackendUnavailable
 from backends.celery_store import CeleryStore
-from backends.redis_store import RedisStore
-from tempbench.services import ServiceError, resolve_redis
 from tests.conftest import unavailable
 
 MEDIUM = "redis"
@@ -30,17 +27,8 @@ STRATEGIES = (REFERENCE, "redis", "celery+redis")
 
 @pytest.fixture(scope="module")
 def sides() -> Iterator[dict[str, Side]]:
-    try:
-        service = resolve_redis()
-    except ServiceError as exc:
-        unavailable(f"redis: {exc}")
-    if not service.emulated and not service.detail.get("reachable"):
-        unavailable(f"redis: {service.name}: {service.detail.get('error')}")
     prefix = f"bench-{uuid.uuid4().hex[:12]}"
-    try:
-        store = RedisStore(url=None if service.emulated else service.url, prefix=f"{prefix}:temp_file")
-    except BackendUnavailable as exc:
-        unavailable(str(exc))
+    service, store = bench_redis(prefix)
     built = {REFERENCE: redis_reference(service, prefix), "redis": store_side("redis", store, MEDIUM)}
     celery_store = None
     if not service.emulated:  # Celery workers are separate processes: they need a real server

@@ -10,7 +10,10 @@ job can recompute it anywhere. Two kinds of source:
   over the group's reference median time (1.00: as fast as the raw client; 2.00: twice as
   slow); ``statistic="min"`` uses the fastest round of each instead, which moves less when
   other processes compete for the machine. A strategy's ratio is the median of its groups'
-  ratios.
+  ratios. Benchmarks of role ``peer`` (the libraries a team would otherwise use, e.g.
+  cachelib's ``FileSystemCache``) give **store / peer ratios** instead: each store's
+  throughput over each peer's in the same group (peer time / store time; above 1.00x the
+  store is the faster), reported beside the overhead ratios, never gated.
 - **a tempbench run folder** (``results.csv`` + ``run.json``). Ratios come from the load
   scenario's ``harness_ceiling_ratio`` rows (overhead = 1 / the backend's share of the null
   store's ok ops/s, same run). Correctness gates read the rows: torn reads > 0, corrupt or
@@ -50,6 +53,8 @@ HARNESS_BACKENDS = ("null", "faulty")
 """Harness stores (see ``backends.HARNESS_STORES``): the faulty one corrupts on purpose."""
 
 MARKDOWN_NAME, CHART_NAME, JSON_NAME = "ci-report.md", "ci-report.png", "ci-report.json"
+PEER = "peer"
+"""The ``role`` of a benchmark of a peer library (compared with the stores of its group)."""
 PASS, FAIL, NOT_GATED = "pass", "fail", "not gated"
 
 NativeTtlClaim = Callable[[str], bool | None]
@@ -76,6 +81,20 @@ class Figure:
     emulated: bool
     operation: str = ""
     size: int | None = None
+
+
+@dataclass(frozen=True)
+class PeerRatio:
+    """A store's throughput over a peer library's in one group (peer time / store time)."""
+
+    store: str
+    peer: str
+    group: str
+    operation: str
+    size: int | None
+    ratio: float
+    detail: str
+    emulated: bool
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,7 @@ class CiReport:
     baseline: Path | None = None
     changes: list[Change] = field(default_factory=list)
     gates: list[Gate] = field(default_factory=list)
+    peers: list[PeerRatio] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     conditions: dict[str, str] = field(default_factory=dict)
     baseline_conditions: dict[str, str] = field(default_factory=dict)
@@ -218,6 +238,7 @@ def build_report(
         gate_on=gate_on,
         statistic=statistic,
         baseline=Path(baseline) if baseline is not None else None,
+        peers=current.peers,
         notes=list(current.notes),
         conditions=current.conditions,
         baseline_conditions=old.conditions if old else {},
@@ -330,6 +351,8 @@ def render_markdown(report: CiReport) -> str:
         out += _strategy_table(report) + [""] + _group_table(report) + [""]
     else:
         out += ["No ratio figures in this source.", ""]
+    if report.peers:
+        out += _peer_tables(report) + [""]
     if report.gates:
         out += _gate_table(report) + [""]
     if report.notes:
@@ -395,6 +418,7 @@ def report_json(report: CiReport) -> dict[str, Any]:
         "failures": report.failures(),
         "strategies": [asdict(s) for s in report.strategies],
         "figures": [asdict(f) for f in report.figures],
+        "peers": [asdict(p) for p in report.peers],
         "changes": [{**asdict(c), "change": c.change, "regressed": c.regressed} for c in report.changes],
         "gates": [asdict(g) for g in report.gates],
         "notes": report.notes,
@@ -433,6 +457,7 @@ class _Loaded:
     notes: list[str]
     conditions: dict[str, str]
     run: RunData | None = None
+    peers: list[PeerRatio] = field(default_factory=list)
 
 
 def _load(path: Path, statistic: str) -> _Loaded:
@@ -495,13 +520,18 @@ def _load_benchmarks(path: Path, data: dict[str, Any], statistic: str) -> _Loade
             f"and are not rated: {', '.join(unlabelled[:5])}{' ...' if len(unlabelled) > 5 else ''}"
         )
     figures: list[Figure] = []
+    peers: list[PeerRatio] = []
     groups: dict[str, list[_Bench]] = {}
     for bench in benches:
         groups.setdefault(bench.group, []).append(bench)
     alone: dict[str, list[str]] = {}
     for group, members in groups.items():
         references = [b for b in members if b.role == "reference"]
-        stores = [b for b in members if b.role != "reference"]
+        libraries = [b for b in members if b.role == PEER]
+        stores = [b for b in members if b.role not in ("reference", PEER)]
+        peers += _peer_ratios(group, stores, libraries, statistic)
+        if libraries and not references:
+            continue  # a peers group: compared store by peer, not against a raw client
         if not stores:
             alone.setdefault(" / ".join(dict.fromkeys(b.strategy for b in references)), []).append(group)
             continue
@@ -527,12 +557,29 @@ def _load_benchmarks(path: Path, data: dict[str, Any], statistic: str) -> _Loade
         notes.append(f"{len(names)} group(s) hold only their reference ({reference}): the "
                      "strategies measured against it were skipped or not run (see the pytest log): "
                      + ", ".join(f"`{g}`" for g in names[:4]) + (" ..." if len(names) > 4 else ""))
-    if not figures:
+    if not figures and not peers:
         raise CiReportError(
-            f"{path}: no benchmark with suite extra_info and a reference in its group, nothing "
-            "to rate (run the suites in benchmarks/ with --benchmark-json)"
+            f"{path}: no benchmark with suite extra_info and a reference or peer in its group, "
+            "nothing to rate (run the suites in benchmarks/ with --benchmark-json)"
         )
-    return _Loaded("benchmarks", figures, notes, _benchmark_conditions(data))
+    return _Loaded("benchmarks", figures, notes, _benchmark_conditions(data), peers=peers)
+
+
+def _peer_ratios(group: str, stores: list[_Bench], libraries: list[_Bench],
+                 statistic: str) -> list[PeerRatio]:
+    return [
+        PeerRatio(
+            store=store.strategy,
+            peer=peer.strategy,
+            group=group,
+            operation=store.operation,
+            size=store.size,
+            ratio=peer.seconds / store.seconds,
+            detail=f"{statistic} {_duration(store.seconds)} vs {_duration(peer.seconds)}",
+            emulated=store.emulated or peer.emulated,
+        )
+        for store in stores for peer in libraries
+    ]
 
 
 def _load_run(path: Path) -> _Loaded:
@@ -755,6 +802,48 @@ def _group_table(report: CiReport) -> list[str]:
                      f"{_baseline_cell(change)} | {_change_cell(change)} |")
     lines += ["", "</details>"]
     return lines
+
+
+def _peer_tables(report: CiReport) -> list[str]:
+    """Per (store, peer): the median store / peer ratio per operation over the sizes, then
+    every group's ratio."""
+    operations = list(dict.fromkeys(p.operation for p in report.peers))
+    pairs: dict[tuple[str, str], list[PeerRatio]] = {}
+    for p in report.peers:
+        pairs.setdefault((p.store, p.peer), []).append(p)
+    lines = [
+        "## Store / peer ratios",
+        "",
+        f"Store throughput / peer throughput in the same group (peer {report.statistic} time / "
+        f"store {report.statistic} time), median over the sizes measured: above 1.00x the "
+        "tempbench store is the faster. Not gated.",
+        "",
+        "| store | peer | " + " | ".join(operations) + " | sizes |",
+        "| --- | --- | " + " | ".join("---:" for _ in operations) + " | --- |",
+    ]
+    for (store, peer), items in pairs.items():
+        badge = " `emulated`" if any(p.emulated for p in items) else ""
+        cells = []
+        for op in operations:
+            mine = [p.ratio for p in items if p.operation == op]
+            cells.append(f"{statistics.median(mine):.2f}x" if mine else "-")
+        sizes = ", ".join(dict.fromkeys(_size_label(p.size) for p in items))
+        lines.append(f"| {store}{badge} | {peer} | " + " | ".join(cells) + f" | {sizes} |")
+    lines += ["", "<details><summary>Store / peer ratio per group</summary>", "",
+              "| group | store | peer | ratio | measured |", "| --- | --- | --- | ---: | --- |"]
+    for p in report.peers:
+        lines.append(f"| {p.group} | {p.store} | {p.peer} | {p.ratio:.2f}x | {p.detail} |")
+    lines += ["", "</details>"]
+    return lines
+
+
+def _size_label(size: int | None) -> str:
+    if size is None:
+        return "?"
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"
 
 
 def _gate_table(report: CiReport) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -256,7 +257,8 @@ class _Evaluator:
         rounds = spread(rows, check.aggregate, value, lambda rs, r: self._value(check, rs, agg, r)[0])
         if rounds is not None:
             value = rounds.value
-        notes = self._ceiling_notes(check, backend, rows, agg)
+        notes, share_rows = self._ceiling_notes(check, backend, rows, agg)
+        used += share_rows
         emulated = any(r.emulated for r in used)
         text = {lang: format_value(check.format.get(lang) or check.format["en"], value) for lang in LANGS}
         if check.count_param:
@@ -346,13 +348,32 @@ class _Evaluator:
             emulated=any(r.emulated for r in attempts),
         )
 
-    def _ceiling_notes(self, check: Check, backend: str, rows: list[Row], agg: Callable) -> dict[str, tuple[str, ...]]:
-        """Flag a backend whose throughput comes within ``ceiling_factor`` of the null store's."""
+    def _ceiling_notes(self, check: Check, backend: str, rows: list[Row], agg: Callable
+                       ) -> tuple[dict[str, tuple[str, ...]], list[Row]]:
+        """Flag a harness-bound figure, and the rows that say so.
+
+        Where the run measured the harness's share of this backend's operation time
+        (``harness_share`` rows of the selected scenario and operations), the figure is
+        harness-bound when that share reaches ``harness_share_max``. Runs without those rows
+        fall back to the null store's ceiling: within ``ceiling_factor`` of its throughput.
+        """
         if not check.ceiling_backend or backend == check.ceiling_backend:
-            return {}
+            return {}, []
+        shares = self._harness_shares(check, backend)
+        if shares and check.harness_share_max is not None:
+            share = statistics.fmean(r.value for r in shares)
+            if share < check.harness_share_max:
+                return {}, shares
+            limit = check.harness_share_max
+            return {
+                "en": (f"harness-bound: the harness took {share:.0%} of this backend's operation "
+                       f"time (measured; flagged from {limit:.0%})",),
+                "es": (f"limitado por el arnés: el arnés ocupó el {share:.0%} del tiempo de "
+                       f"operación de este backend (medido; se marca desde el {limit:.0%})",),
+            }, shares
         ceiling_rows = self.select(check, check.ceiling_backend)
         if not ceiling_rows:
-            return {}
+            return {}, []
         ceiling = agg([r.value for r in ceiling_rows])
         mine = agg([r.value for r in rows])
         if ceiling > 0 and mine * check.ceiling_factor >= ceiling:
@@ -360,8 +381,19 @@ class _Evaluator:
             return {
                 "en": (f"harness-bound: within {f:g}× of the {check.ceiling_backend} store's ceiling ({ceiling:.3g})",),
                 "es": (f"limitado por el arnés: a menos de {f:g}× del techo del almacén {check.ceiling_backend} ({ceiling:.3g})",),
-            }
-        return {}
+            }, []
+        return {}, []
+
+    def _harness_shares(self, check: Check, backend: str) -> list[Row]:
+        """This backend's measured ``harness_share`` rows for the check's scenario and operations."""
+        sel = check.select
+        assert sel is not None
+        return [
+            r for r in self.by_backend.get(backend, [])
+            if r.metric == "harness_share" and not math.isnan(r.value)
+            and (sel.scenario is None or r.scenario in sel.scenario)
+            and (sel.operation is None or r.operation in sel.operation)
+        ]
 
     # ---- findings checks ----------------------------------------------------------
 

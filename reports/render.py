@@ -475,12 +475,15 @@ class Report:
                   "latency_p99": "p99 ms", "latency_p999": "p99.9 ms"}
         rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         errors: dict[tuple[str, str, str], float] = {}
+        shares: dict[tuple[str, str, str], str] = {}  # measured harness share of the op's time
         for rec in part.itertuples():
             size = rec.params.get("size_bytes")
             key = (rec.backend, rec.operation, _size_text(size))
             if rec.operation == "all" or "." in rec.operation:
                 continue
-            if rec.outcome == "ok" and rec.metric in wanted:
+            if rec.metric == "harness_share":
+                shares[key] = f"{rec.value:.0%}"
+            elif rec.outcome == "ok" and rec.metric in wanted:
                 entry = rows.setdefault(key, {"emulated": False, "cells": {}, "ids": []})
                 entry["cells"][rec.metric] = _num(rec.value)
                 entry["ids"].append(int(rec.row_id))
@@ -492,10 +495,12 @@ class Report:
             out_rows.append({
                 "backend": backend, "emulated": entry["emulated"],
                 "cells": [operation, size] + [entry["cells"].get(m, "—") for m in wanted]
-                + [_num(errors.get((backend, operation, size), 0))],
+                + [shares.get((backend, operation, size), "—"),
+                   _num(errors.get((backend, operation, size), 0))],
                 "rows": entry["ids"][:1],
             })
-        return {"headers": [t("operation"), t("size"), *wanted.values(), t("errors")], "rows": out_rows}
+        return {"headers": [t("operation"), t("size"), *wanted.values(), t("harness_share"), t("errors")],
+                "rows": out_rows}
 
     def _findings_table(self, part: pd.DataFrame) -> dict[str, Any]:
         t, rules = self.t, self.matrix.rules

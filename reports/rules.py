@@ -121,6 +121,9 @@ class Check:
     rationale: Mapping[str, str]
     ceiling_backend: str | None = None
     ceiling_factor: float = 2.0
+    harness_share_max: float | None = None
+    """Flag the figure harness-bound when the run measured the harness taking at least this
+    share of the backend's time for the operations selected (``harness_share`` rows)."""
     when_all_failed: str | None = None
     """Rating when no ``ok`` row exists but the same operations were attempted and failed."""
     rate_emulated: bool = True
@@ -348,7 +351,7 @@ def _one_owner(criteria: Sequence[Criterion], path: Path) -> None:
 
 _CHECK_KEYS = frozenset({
     "id", "kind", "label", "select", "aggregate", "relative_to", "match_params", "higher_is_better",
-    "good", "warn", "format", "rationale", "ceiling_backend", "ceiling_factor", "when_all_failed",
+    "good", "warn", "format", "rationale", "ceiling_backend", "ceiling_factor", "harness_share_max", "when_all_failed",
     "rate_emulated", "count_param", "from_medium", "applies_to", "zero_if", "scale", "unit",
 })
 
@@ -390,6 +393,7 @@ def _check(raw: Mapping[str, Any], where: str, scales: Mapping[str, Scale]) -> C
         rationale=_langs(raw.get("rationale", "")),
         ceiling_backend=raw.get("ceiling_backend"),
         ceiling_factor=float(raw.get("ceiling_factor", 2.0)),
+        harness_share_max=(float(raw["harness_share_max"]) if "harness_share_max" in raw else None),
         when_all_failed=raw.get("when_all_failed"),
         rate_emulated=bool(raw.get("rate_emulated", True)),
         count_param=raw.get("count_param"),

@@ -12,6 +12,9 @@ Public names, top-down:
   latency from the *intended* start (open loop) next to service time, a per-second series
   (ops/s, MB/s, errors) and the harness's own CPU and RSS. ``snapshot()`` gives a picklable
   :class:`Snapshot` (histograms HDR-encoded, lossless) that another process can ``merge``.
+- :meth:`Recorder.split`: how much of one operation's time was the harness's own work
+  (payload, read-back check, recording) and how much the store call's; it becomes the
+  ``harness_share`` rows, measured per operation, never assumed.
 - :func:`summary_rows`: a snapshot -> the tidy rows (metric names in ``METRICS``).
 - :class:`HarnessMeter`: CPU seconds and peak RSS of this process while a block runs.
 - :class:`RunFolder`: the run folder; appends ``results.csv`` (+ ``results.parquet``),
@@ -36,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 from hdrh.histogram import HdrHistogram
 
@@ -73,6 +77,12 @@ METRICS: dict[str, str] = {
     "ts_ops_per_s": "ops/s",
     "ts_mb_per_s": "MB/s",
     "ts_errors_per_s": "ops/s",
+    # where the scenario splits each operation's time (Recorder.split), per operation: the
+    # harness's share of the workers' time (outcome "all"), and the ok bytes moved per second
+    # the workers spent on the operation (outcome "ok"): a rate the other operations of the
+    # mix do not dilute (mb_per_s divides by the whole run's duration)
+    "harness_share": "ratio",
+    "worker_mb_per_s": "MB/s",
     # the harness's own cost (operation "all", outcome "all")
     "duration_s": "s",
     "harness_cpu_s": "s",
@@ -213,6 +223,8 @@ class Snapshot:
     warmup_ops: int = 0
     examples: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     """(operation, outcome) -> up to ``EXAMPLES_KEPT`` error messages (evidence)."""
+    split_ns: dict[str, list[int]] = field(default_factory=dict)
+    """operation -> [total ns, ns inside store calls] of the operations split (after warm-up)."""
 
 
 class Recorder:
@@ -231,6 +243,7 @@ class Recorder:
         self._bytes: dict[tuple[str, str], int] = {}
         self._series: dict[tuple[int, str], list[int]] = {}
         self._examples: dict[tuple[str, str], list[str]] = {}
+        self._split: dict[str, list[int]] = {}
         self._origin_ns: int | None = None
         self._measure_from_ns: int | None = None
         self._stopped_ns: int | None = None
@@ -377,6 +390,18 @@ class Recorder:
             else:
                 cell[2] += 1
 
+    def split(self, operation: str, start_ns: int, total_ns: int, store_ns: int) -> None:
+        """Record how one operation's ``total_ns`` (started at ``start_ns``, everything the
+        worker did for it) divides: ``store_ns`` inside store calls, the rest the harness's
+        (building and streaming the payload, checking the read-back, recording). Ignored
+        during warm-up, like :meth:`record`."""
+        if start_ns < self.measure_from_ns:
+            return
+        with self._lock:
+            cell = self._split.setdefault(operation, [0, 0])
+            cell[0] += total_ns
+            cell[1] += min(max(store_ns, 0), total_ns)
+
     def add_thread_cpu(self, seconds: float) -> None:
         """Add the CPU time a load thread used (``time.thread_time()`` delta)."""
         with self._lock:
@@ -407,6 +432,7 @@ class Recorder:
                 processes=1,
                 warmup_ops=self.warmup_ops,
                 examples={k: list(v) for k, v in self._examples.items()},
+                split_ns={k: list(v) for k, v in self._split.items()},
             )
             merged = list(self._merged)
         return merge_snapshots([own, *merged]) if merged else own
@@ -459,6 +485,10 @@ def merge_snapshots(snapshots: Iterable[Snapshot]) -> Snapshot:
         for key, kept in snap.examples.items():
             mine = out.examples.setdefault(key, [])
             mine.extend(kept[: EXAMPLES_KEPT - len(mine)])
+        for key, (total, store) in snap.split_ns.items():
+            acc = out.split_ns.setdefault(key, [0, 0])
+            acc[0] += total
+            acc[1] += store
     out.histograms = {k: h.encode() for k, h in hists.items()}
     out.processes = max(out.processes, 1)
     return out
@@ -522,6 +552,7 @@ def summary_rows(
             rows.append(stamp.row(operation, ALL, "ts_ops_per_s", ok_ops, "ops/s", p))
             rows.append(stamp.row(operation, ALL, "ts_mb_per_s", ok_bytes / MB, "MB/s", p))
             rows.append(stamp.row(operation, ALL, "ts_errors_per_s", errors, "ops/s", p))
+    rows.extend(_split_rows(snapshot, stamp, base))
     rows.append(stamp.row(ALL, ALL, "duration_s", snapshot.duration_s, "s", base))
     rows.append(stamp.row(ALL, ALL, "harness_cpu_s", snapshot.cpu_s, "s", base))
     rows.append(stamp.row(ALL, ALL, "worker_threads_cpu_s", snapshot.thread_cpu_s, "s", base))
@@ -529,6 +560,44 @@ def summary_rows(
         stamp.row(ALL, ALL, "harness_peak_rss_mb", snapshot.peak_rss_bytes / MB, "MB", base)
     )
     return rows
+
+
+HARNESS_SHARE_EVIDENCE = (
+    "measured: the load workers' time per operation spent outside store calls (building and "
+    "streaming the payload, checking the read-back, recording) over their whole time for it"
+)
+
+
+def harness_shares(snapshot: Snapshot) -> dict[str, float]:
+    """Operation -> the harness's measured share of its time (``all``: top-level operations)."""
+    return {op: (total - store) / total for op, (total, store) in _split_totals(snapshot).items()}
+
+
+def _split_totals(snapshot: Snapshot) -> dict[str, tuple[int, int]]:
+    """Operation -> (total ns, ns in store calls), plus ``all`` over the top-level operations."""
+    out = {op: (total, store) for op, (total, store) in sorted(snapshot.split_ns.items()) if total > 0}
+    top = [v for op, v in out.items() if "." not in op]
+    if top:
+        out[ALL] = (sum(t for t, _ in top), sum(s for _, s in top))
+    return out
+
+
+WORKER_RATE_EVIDENCE = (
+    "ok bytes of the operation over the seconds the load workers spent on it (store call and "
+    "harness), so the other operations of the mix do not dilute it"
+)
+
+
+def _split_rows(snapshot: Snapshot, stamp: RowStamp, params: dict[str, Any]) -> Iterator[Row]:
+    """``harness_share`` (and ``worker_mb_per_s`` where bytes moved) per split operation."""
+    for operation, (total, store) in _split_totals(snapshot).items():
+        p = {**params, "harness_ns": total - store, "store_ns": store}
+        yield stamp.row(operation, ALL, "harness_share", (total - store) / total, "ratio",
+                        {**p, "evidence": HARNESS_SHARE_EVIDENCE})
+        moved = snapshot.nbytes.get((operation, "ok"), 0)
+        if moved and operation != ALL:
+            yield stamp.row(operation, "ok", "worker_mb_per_s", moved / MB / (total / NS_PER_S),
+                            "MB/s", {**p, "evidence": WORKER_RATE_EVIDENCE})
 
 
 def _latency_rows(
@@ -541,8 +610,8 @@ def _latency_rows(
 ) -> Iterator[Row]:
     if not hist.get_total_count():
         return
-    values = hist.get_percentile_to_value_dict([p for _, p in PERCENTILES])
-    yield stamp.row(operation, outcome, f"{prefix}_mean", hist.get_mean_value() / 1e6, "ms", params)
+    values, mean = hist_stats(hist, [p for _, p in PERCENTILES])
+    yield stamp.row(operation, outcome, f"{prefix}_mean", mean / 1e6, "ms", params)
     for label, pct in PERCENTILES:
         yield stamp.row(operation, outcome, f"{prefix}_{label}", values[pct] / 1e6, "ms", params)
     yield stamp.row(operation, outcome, f"{prefix}_max", hist.get_max_value() / 1e6, "ms", params)
@@ -557,7 +626,7 @@ def percentile_ms(snapshot: Snapshot, operation: str, outcome: str, pct: float,
     hist = HdrHistogram.decode(blob)
     if not hist.get_total_count():
         return None
-    return hist.get_value_at_percentile(pct) / 1e6
+    return hist_stats(hist, [pct])[0][pct] / 1e6
 
 
 def merged_percentile_ms(snapshot: Snapshot, pct: float, latency: str = "service",
@@ -574,7 +643,35 @@ def merged_percentile_ms(snapshot: Snapshot, pct: float, latency: str = "service
             total.decode_and_add(blob)
     if total is None or not total.get_total_count():
         return None
-    return total.get_value_at_percentile(pct) / 1e6
+    return hist_stats(total, [pct])[0][pct] / 1e6
+
+
+def hist_stats(hist: HdrHistogram, percentiles: Iterable[float]) -> tuple[dict[float, int], float]:
+    """(percentile -> value, mean) of a non-empty histogram, exactly as hdrh's own
+    ``get_value_at_percentile`` and ``get_mean_value`` give them, computed with numpy over the
+    counts array: hdrh walks every bucket in Python (30-70 ms a histogram here, most of the
+    time a scenario spent summarising its rows)."""
+    counts = np.ctypeslib.as_array(hist.counts)[: hist.encoder.payload.counts_len].astype(np.int64)
+    cumulative = np.cumsum(counts)
+    values: dict[float, int] = {}
+    for pct in percentiles:
+        target = max(int(min(pct, 100.0) * hist.total_count / 100 + 0.5), 1)
+        index = min(int(np.searchsorted(cumulative, target, side="left")), len(counts) - 1)
+        value = hist.get_value_from_index(index)
+        values[pct] = (hist.get_highest_equivalent_value(value) if pct
+                       else hist.get_lowest_equivalent_value(value))
+    # each recorded bucket's median value, as hdrh's mean uses (get_value_from_index inlined)
+    indexes = np.flatnonzero(counts)
+    half = hist.sub_bucket_half_count
+    bucket = (indexes >> hist.sub_bucket_half_count_magnitude) - 1
+    sub = (indexes & (half - 1)) + half
+    low = bucket < 0
+    sub[low] -= half
+    bucket[low] = 0
+    shift = bucket + hist.unit_magnitude
+    medians = (sub.astype(np.float64) * np.exp2(shift)) + np.exp2(shift) // 2
+    mean = float(np.dot(counts[indexes].astype(np.float64), medians) / hist.total_count)
+    return values, mean
 
 
 # ---------------------------------------------------------------------- harness cost

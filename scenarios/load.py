@@ -12,8 +12,8 @@ zipfian law among ``sessions`` preloaded ones:
 
 - ``upload``: put the session's ``original`` (overwrite), a payload of a size drawn from
   ``[sizes]``;
-- ``download``: get the session's ``original`` and check its SHA-256 against what was
-  written: the read must return a payload a linearizable store could return (the last
+- ``download``: get the session's ``original`` and check its digest (XXH3-128) against
+  what was written: the read must return a payload a linearizable store could return (the last
   write completed before the read, or one overlapping it); anything else is ``corrupt``;
   a deleted file reads as ``not_found``;
 - ``delete``: delete the session's ``original`` (``not_found`` when already gone);
@@ -28,8 +28,16 @@ Every payload is unique per write (a shared body per size plus a trailer naming 
 kind and write number), so a store that returns another key's file is caught. The ``null``
 store returns zeros: reads on harness stores are not verified (``params.verified``).
 
-Rows: the core's summary per operation x outcome (``scenarios.core.METRICS``), plus
-``harness_ceiling_ratio`` (this backend's ok ops/s over the null store's, same run), and
+The harness stays light beside what it measures: a payload streams as zero-copy views of
+its preallocated body, its digest is the body's precomputed XXH3-128 state extended with
+the trailer, and read-back checks use XXH3-128 (SHA-256 only where the processing job's
+report is checked: SHA-256 is part of that job). What remains is measured per operation:
+``harness_share`` is the share of the load workers' time per operation spent outside the
+store call (building the payload, streaming it, checking the read-back, recording).
+
+Rows: the core's summary per operation x outcome (``scenarios.core.METRICS``, including
+``harness_share``), plus ``harness_ceiling_ratio`` (this backend's ok ops/s over the null
+store's, same run), and
 with ``--find-max``: ``find_max_offered_rate``, ``find_max_achieved_rate``,
 ``find_max_slo_latency``, ``find_max_error_share`` per step and ``max_rate_within_slo``.
 """
@@ -37,6 +45,7 @@ with ``--find-max``: ``find_max_offered_rate``, ``find_max_achieved_rate``,
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import itertools
 import logging
@@ -50,15 +59,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import xxhash
+
 from backends import NotFound, Store, StoreError
 from scenarios.core import (
     ALL,
     EXAMPLES_KEPT,
     NS_PER_S,
+    OpResult,
     Recorder,
     Row,
     Snapshot,
     classify,
+    harness_shares,
     merge_snapshots,
     merged_percentile_ms,
     thread_cpu_s,
@@ -92,6 +105,8 @@ class LoadScenario:
         params = _row_params(ctx, workload, info)
         yield from ctx.summarize(snapshot, params)
         yield from _ceiling_rows(ctx, snapshot, params)
+        ctx.run_state.setdefault("harness_share", {})[ctx.backend] = {
+            op: round(share, 4) for op, share in harness_shares(snapshot).items()}
 
     def cleanup(self, ctx: ScenarioContext) -> None:
         # workers delete their sessions themselves; this catches what an interrupted or
@@ -256,23 +271,26 @@ class _KeyState:
 class Payloads:
     """One body per size (and its modified twin), plus cheap per-write trailers.
 
-    A payload is ``body + trailer``; its SHA-256 is the body's precomputed hash state
-    extended with the trailer, so a unique payload costs no extra hashing of the body.
+    A payload is ``body + trailer``; its XXH3-128 digest (and, for the processing job's
+    check, its SHA-256) is the body's precomputed hash state extended with the trailer, so a
+    unique payload costs no hashing of the body and no copy of it.
     """
 
-    def __init__(self, sizes: list[tuple[int, float]], seed: int) -> None:
+    def __init__(self, sizes: list[tuple[int, float]], seed: int,
+                 clock: Callable[[], int] = time.perf_counter_ns) -> None:
         self.sizes = [size for size, _ in sizes]
         self.weights = [weight for _, weight in sizes]
         self._cum_weights = list(itertools.accumulate(self.weights))
+        self._clock = clock
         self.bodies: dict[int, bytes] = {}
         self.modified: dict[int, bytes] = {}
-        self._hashes: dict[tuple[int, bool], Any] = {}
+        self._digests: dict[tuple[int, bool], Any] = {}
+        self._sha256: dict[tuple[int, bool], Any] = {}
         for size in self.sizes:
-            body = _ecu_image(size, seed)
-            modified = _ecu_modified(body, seed)
+            body, modified = _bodies(size, seed)
             self.bodies[size], self.modified[size] = body, modified
-            self._hashes[(size, False)] = hashlib.sha256(body)
-            self._hashes[(size, True)] = hashlib.sha256(modified)
+            for flag, data in ((False, body), (True, modified)):
+                self._digests[(size, flag)] = xxhash.xxh3_128(data)
 
     def pick_size(self, rng: random.Random) -> int:
         if len(self.sizes) == 1:
@@ -280,18 +298,28 @@ class Payloads:
         return rng.choices(self.sizes, cum_weights=self._cum_weights)[0]
 
     def make(self, size: int, trailer: bytes, modified: bool = False) -> tuple[_Payload, bytes]:
-        """A stream of body + trailer and its SHA-256 digest."""
+        """A zero-copy stream of body + trailer and its XXH3-128 digest."""
         body = self.modified[size] if modified else self.bodies[size]
-        digest = self._hashes[(size, modified)].copy()
-        digest.update(trailer)
-        return _Payload(body, trailer), digest.digest()
+        return _Payload(body, trailer, self._clock), self._digest(size, trailer, modified)
 
     def make_bytes(self, size: int, trailer: bytes) -> tuple[bytes, bytes]:
         """Small payloads as plain bytes: a copy costs less than a stream object."""
-        data = self.bodies[size] + trailer
-        digest = self._hashes[(size, False)].copy()
-        digest.update(trailer)
-        return data, digest.digest()
+        return self.bodies[size] + trailer, self._digest(size, trailer, False)
+
+    def sha256_hex(self, size: int, trailer: bytes, modified: bool = False) -> str:
+        """The SHA-256 the processing job reports for body + trailer (body hashed once)."""
+        state = self._sha256.get((size, modified))
+        if state is None:  # hashed on first use: only the ecu_session check needs it
+            body = self.modified[size] if modified else self.bodies[size]
+            state = self._sha256[(size, modified)] = hashlib.sha256(body)
+        state = state.copy()
+        state.update(trailer)
+        return state.hexdigest()
+
+    def _digest(self, size: int, trailer: bytes, modified: bool) -> bytes:
+        state = self._digests[(size, modified)].copy()
+        state.update(trailer)
+        return state.digest()
 
 
 class LoadDriver:
@@ -307,7 +335,7 @@ class LoadDriver:
         self.stop = stop
         self.recorder = Recorder()
         self.sessions = session_ids(namespace, workload.sessions)
-        self.payloads = Payloads(workload.sizes, seed)
+        self.payloads = Payloads(workload.sizes, seed, self.recorder.clock)
         self._keys = {sid: _KeyState() for sid in self.sessions}
         self._lock = threading.Lock()
         self._writes = itertools.count()
@@ -374,27 +402,31 @@ class LoadDriver:
                 elif clock() >= deadline:
                     break
                 op = rng.choices(self._ops, cum_weights=self._op_cum_weights)[0]
-                self._do(op, rng, index, intended)
+                began = clock()
+                store_ns = self._do(op, rng, index, intended)
+                self.recorder.split(op, began, clock() - began, store_ns)
         except Exception:  # a harness bug must be visible, not a silently idle thread
             log.exception("load worker %s crashed", index)
             raise
         finally:
             self.recorder.add_thread_cpu(thread_cpu_s() - cpu0)
 
-    def _do(self, op: str, rng: random.Random, worker: int, intended: int | None) -> None:
+    def _do(self, op: str, rng: random.Random, worker: int, intended: int | None) -> int:
+        """Run one operation; returns the ns spent inside store calls (the rest is harness)."""
         if op == "ecu_session":
-            self._ecu_session(rng, worker, intended)
-            return
+            return self._ecu_session(rng, worker, intended)
         sid = self.sessions[self._chooser(rng)]
         if op == "upload":
-            self._upload(sid, self.payloads.pick_size(rng), intended=intended)
-        elif op == "download":
-            self._download(sid, intended)
-        elif op == "delete":
-            self._delete(sid, intended)
+            return self._upload(sid, self.payloads.pick_size(rng), intended=intended)[1]
+        if op == "download":
+            return self._download(sid, intended)
+        if op == "delete":
+            return self._delete(sid, intended)
+        raise ValueError(f"unknown operation {op!r}")
 
     def _upload(self, sid: str, size: int, *, measured: bool = True,
-                intended: int | None = None, operation: str = "upload") -> str:
+                intended: int | None = None, operation: str = "upload") -> tuple[str, int]:
+        """(outcome, ns inside the store call, streaming the payload excluded)."""
         number = next(self._writes)
         trailer = _trailer(sid, "original", number)
         if size <= SMALL_PAYLOAD_BYTES:
@@ -402,7 +434,7 @@ class LoadDriver:
         else:
             stream, digest = self.payloads.make(size, trailer)
         write = self._begin_write(sid, digest)
-        outcome = "error"
+        outcome, store_ns = "error", 0
         try:
             if not measured:
                 try:
@@ -414,14 +446,15 @@ class LoadDriver:
                 else:
                     self.preloaded.setdefault(outcome, []).append("")
             else:
-                outcome = self.recorder.call(operation, self.store.put, sid, "original", stream,
-                                             self.workload.ttl_s, nbytes=len(stream),
-                                             intended_start_ns=intended).outcome
+                res = self.recorder.call(operation, self.store.put, sid, "original", stream,
+                                         self.workload.ttl_s, nbytes=len(stream),
+                                         intended_start_ns=intended)
+                outcome, store_ns = res.outcome, res.service_ns - _read_ns(stream)
         finally:
             self._end_write(sid, write, outcome == "ok")
-        return outcome
+        return outcome, store_ns
 
-    def _download(self, sid: str, intended: int | None) -> None:
+    def _download(self, sid: str, intended: int | None) -> int:
         state = self._keys[sid]
         with self._lock:
             horizon = state.horizon  # writes that ended before it are overwritten for good
@@ -430,18 +463,18 @@ class LoadDriver:
         def check(data: bytes) -> bool:
             if not self.verify:
                 return True
-            got = hashlib.sha256(data).digest()
+            got = xxhash.xxh3_128_digest(data)
             with self._lock:
                 return got in state.acceptable(horizon, next(self._clock))
 
         try:
-            self.recorder.call("download", self.store.get, sid, "original",
-                               intended_start_ns=intended, verify=check)
+            return self.recorder.call("download", self.store.get, sid, "original",
+                                      intended_start_ns=intended, verify=check).service_ns
         finally:
             with self._lock:
                 state.reading.remove(horizon)
 
-    def _delete(self, sid: str, intended: int | None) -> None:
+    def _delete(self, sid: str, intended: int | None) -> int:
         write = self._begin_write(sid, None)
         done = False
 
@@ -453,7 +486,7 @@ class LoadDriver:
                 raise NotFound(f"{sid}/original: nothing to delete")
 
         try:
-            self.recorder.call("delete", delete, intended_start_ns=intended)
+            return self.recorder.call("delete", delete, intended_start_ns=intended).service_ns
         finally:
             self._end_write(sid, write, done)
 
@@ -467,38 +500,52 @@ class LoadDriver:
         with self._lock:
             self._keys[sid].complete(write, next(self._clock), ok)
 
-    def _ecu_session(self, rng: random.Random, worker: int, intended: int | None) -> None:
+    def _ecu_session(self, rng: random.Random, worker: int, intended: int | None) -> int:
         sid = f"{self.namespace}-ecu{worker}-{next(self._ecu_sessions)}"
         size = self.payloads.pick_size(rng)
         ttl = self.workload.ttl_s
         rec = self.recorder
-        original, digest_o = self.payloads.make(size, _trailer(sid, "original", 0))
-        modified, digest_m = self.payloads.make(size, _trailer(sid, "modified", 0), modified=True)
+        trailers = (_trailer(sid, "original", 0), _trailer(sid, "modified", 0))
+        original, _ = self.payloads.make(size, trailers[0])
+        modified, _ = self.payloads.make(size, trailers[1], modified=True)
+        store_ns = 0
+
+        def timed(operation: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> OpResult:
+            nonlocal store_ns
+            res = rec.call(operation, fn, *args, **kwargs)
+            store_ns += res.service_ns
+            return res
+
         with rec.span("ecu_session", intended_start_ns=intended) as span:
             try:
                 for kind, stream in (("original", original), ("modified", modified)):
-                    res = rec.call("ecu_session.upload", self.store.put, sid, kind, stream, ttl,
-                                   nbytes=stream.size)
+                    res = timed("ecu_session.upload", self.store.put, sid, kind, stream, ttl,
+                                nbytes=stream.size)
+                    store_ns -= _read_ns(stream)
                     span.nbytes += stream.size
                     if not res.ok:
                         span.outcome, span.error = res.outcome, res.error
-                        return
-                res = rec.call("ecu_session.process", self._process, sid, ttl)
+                        return store_ns
+                # the processing job is the app's work, measured with the store's
+                res = timed("ecu_session.process", self._process, sid, ttl)
                 if not res.ok:
                     span.outcome, span.error = res.outcome, res.error
-                    return
+                    return store_ns
 
                 def check(data: bytes) -> bool:
-                    return not self.verify or _result_matches(data, digest_o, digest_m)
+                    # the report names the inputs by SHA-256: part of the processing job
+                    return not self.verify or _result_matches(
+                        data, self.payloads.sha256_hex(size, trailers[0]),
+                        self.payloads.sha256_hex(size, trailers[1], modified=True))
 
-                res = rec.call("ecu_session.download", self.store.get, sid, "result",
-                               verify=check)
+                res = timed("ecu_session.download", self.store.get, sid, "result", verify=check)
                 span.nbytes += len(res.value or b"")
                 span.outcome, span.error = res.outcome, res.error
             finally:
-                res = rec.call("ecu_session.delete", self.store.delete_session, sid)
+                res = timed("ecu_session.delete", self.store.delete_session, sid)
                 if span.outcome == "ok" and not res.ok:
                     span.outcome, span.error = res.outcome, res.error
+        return store_ns
 
     def _process(self, sid: str, ttl: float) -> None:
         if self._async:
@@ -652,31 +699,38 @@ def judge_step(snapshot: Snapshot, offered: float, slo: Slo, min_share: float,
 
 
 class _Payload:
-    """A readable stream of body + trailer without copying the body up front."""
+    """A readable stream of body + trailer whose reads are zero-copy views of them.
 
-    def __init__(self, body: bytes, trailer: bytes) -> None:
+    ``read(n)`` returns a memoryview of at most ``n`` bytes within the body or the trailer
+    (a short read at the body's end, as a raw stream may give), so streaming a payload copies
+    nothing; ``read_ns`` is the time spent in ``read``, the harness's part of a put.
+    """
+
+    def __init__(self, body: bytes, trailer: bytes, clock: Callable[[], int] = time.perf_counter_ns) -> None:
         self._parts = [memoryview(body), memoryview(trailer)]
         self.size = len(body) + len(trailer)
         self._part = 0
         self._offset = 0
+        self._clock = clock
+        self.read_ns = 0
 
     def __len__(self) -> int:
         return self.size
 
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = self.size
-        out: list[bytes] = []
-        while size > 0 and self._part < len(self._parts):
-            part = self._parts[self._part]
-            piece = part[self._offset : self._offset + size]
-            out.append(bytes(piece))
-            size -= len(piece)
+    def read(self, size: int = -1) -> memoryview | bytes:
+        began = self._clock()
+        while self._part < len(self._parts) and self._offset >= len(self._parts[self._part]):
+            self._part, self._offset = self._part + 1, 0
+        if self._part >= len(self._parts):
+            piece: memoryview | bytes = b""
+        elif size is None or size < 0:  # the rest, in one piece: the only copy this makes
+            piece = b"".join([self._parts[self._part][self._offset :], *self._parts[self._part + 1 :]])
+            self._part = len(self._parts)
+        else:
+            piece = self._parts[self._part][self._offset : self._offset + size]
             self._offset += len(piece)
-            if self._offset >= len(part):
-                self._part += 1
-                self._offset = 0
-        return b"".join(out)
+        self.read_ns += self._clock() - began
+        return piece
 
 
 class _Schedule:
@@ -722,15 +776,23 @@ def _trailer(sid: str, kind: str, number: int) -> bytes:
     return f"\n#tempbench {sid}/{kind}#{number}\n".encode()
 
 
-def _result_matches(data: bytes, digest_original: bytes, digest_modified: bytes) -> bool:
+def _result_matches(data: bytes, sha256_original: str, sha256_modified: str) -> bool:
     from tempbench.processing import decode_result
 
     try:
         report = decode_result(data)
-        return (report["original"]["sha256"] == digest_original.hex()
-                and report["modified"]["sha256"] == digest_modified.hex())
+        return (report["original"]["sha256"] == sha256_original
+                and report["modified"]["sha256"] == sha256_modified)
     except (ValueError, KeyError, TypeError):
         return False
+
+
+@functools.lru_cache(maxsize=16)
+def _bodies(size: int, seed: int) -> tuple[bytes, bytes]:
+    """An ECU image of ``size`` and its modified twin, generated once per process: every
+    backend of a run loads the same immutable bodies."""
+    body = _ecu_image(size, seed)
+    return body, _ecu_modified(body, seed)
 
 
 def _ecu_image(size: int, seed: int) -> bytes:
@@ -792,6 +854,11 @@ def _ok_rate(snapshot: Snapshot) -> float:
              for (op, outcome, latency), blob in snapshot.histograms.items()
              if latency == "service" and outcome == "ok" and "." not in op)
     return ok / snapshot.duration_s if snapshot.duration_s else 0.0
+
+
+def _read_ns(stream: _Payload | bytes) -> int:
+    """Time the store spent reading the harness's payload stream (0 for plain bytes)."""
+    return stream.read_ns if isinstance(stream, _Payload) else 0
 
 
 def _quiet(fn: Callable[..., Any], *args: Any) -> None:

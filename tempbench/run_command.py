@@ -271,6 +271,8 @@ def _run_summary(runner: Runner, started: datetime, interrupted: bool) -> dict[s
             "ops_per_s": None,
             "why": f"the {CEILING_BACKEND} store's load scenario did not run in this run",
         },
+        # backend -> operation -> share of the load workers' time outside store calls
+        "harness_share": runner.run_state.get("harness_share", {}),
     }
 
 
@@ -386,6 +388,7 @@ def _print_summary(runner: Runner, folder: RunFolder, info: dict[str, Any]) -> N
     table.add_column("load ops/s", justify="right")
     table.add_column("MB/s", justify="right")
     table.add_column("x null", justify="right")
+    table.add_column("harness", justify="right")  # measured share of the load's op time
     by_backend: dict[str, dict[str, int]] = {}
     for result in runner.results:
         counts = by_backend.setdefault(result.backend, {})
@@ -400,15 +403,18 @@ def _print_summary(runner: Runner, folder: RunFolder, info: dict[str, Any]) -> N
         mb = load.get((spec, "mb_per_s"))
         ratio = load.get((spec, "harness_ceiling_ratio"))
         bound = " [red]harness-bound[/red]" if ratio is not None and ratio >= 0.5 else ""
+        share = load.get((spec, "harness_share"))
         table.add_row(label, statuses,
                       f"{ops:,.1f}" if ops is not None else "-",
                       f"{mb:,.1f}" if mb is not None else "-",
-                      (f"{ratio:.2f}" if ratio is not None else "-") + bound)
+                      (f"{ratio:.2f}" if ratio is not None else "-") + bound,
+                      f"{share:.0%}" if share is not None else "-")
     console.print(table)
     ceiling = info.get("harness_ceiling", {}).get("ops_per_s")
     if ceiling:
         console.print(f"harness ceiling (null store, same workload): {ceiling:,.1f} ops/s; "
-                      "x null >= 0.5 means within 2x of it: harness-bound, not backend-bound")
+                      "x null >= 0.5 means within 2x of it: harness-bound, not backend-bound; "
+                      "harness = measured share of the load workers' time spent outside store calls")
     console.print(f"rows: {folder.csv_path}\nrun.json: {folder.run_json_path}")
     for r in runner.results:
         if r.status == "failed":

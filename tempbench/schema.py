@@ -32,6 +32,7 @@ OUTCOMES: tuple[str, ...] = (
     "error",
     "invalid_key",
     "full",
+    "conflict",
 )
 """Outcomes of store operations. Verdict rows use ``pass``/``fail`` (see ``VERDICTS``)."""
 

@@ -332,3 +332,65 @@ def test_security_finding_that_turned_from_pass_to_fail_is_named(tmp_path: Path)
     assert report["failures"] == [
         "encrypted-disk:aesgcm-stream: security finding pass -> fail: permissions: file mode 0644 under umask 022"
     ]
+
+
+def test_peer_sides_are_printed_as_speed_ratios_and_never_rated(tmp_path: Path) -> None:
+    group = "filesystem: put 1 MiB"
+    common = dict(operation="put", size=1024 * 1024, size_label="1 MiB", medium="filesystem",
+                  reference="raw filesystem", service="local filesystem (ext4)", emulated=False)
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"benchmarks": [
+        _entry(group, "raw filesystem", "reference", median_s=0.001, **common),
+        _entry(group, "raw write + AES-256-GCM", "peer", median_s=0.0012, **common),
+        _entry(group, "encrypted-disk:aesgcm-stream", "store", median_s=0.0015, **common),
+    ]}), encoding="utf-8")
+
+    code, _output, report = ci_report(path, "--out", tmp_path / "out")
+
+    assert code == 0
+    assert [f["strategy"] for f in report["figures"]] == ["encrypted-disk:aesgcm-stream"]
+    ratios = {(p["store"], p["peer"]): p["ratio"] for p in report["peers"]}
+    assert ratios[("encrypted-disk:aesgcm-stream", "raw write + AES-256-GCM")] == pytest.approx(0.8)
+
+
+# ------------------------------------------------------------------ store / peer ratios
+
+
+def _with_peers(path: Path, peer_times: dict[str, float]) -> Path:
+    """Add a ``filesystem peers`` group per operation: disk at 2 ms, each peer at its time."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for operation in OPERATIONS:
+        group = f"filesystem peers: {operation} 1 MiB"
+        data["benchmarks"].append(_entry(group, "disk", "store", operation, 1 << 20, "1 MiB",
+                                         "filesystem peers", "disk", "local filesystem (ext4)", False, 2 * MS))
+        for peer, seconds in peer_times.items():
+            data["benchmarks"].append(_entry(group, peer, "peer", operation, 1 << 20, "1 MiB",
+                                             "filesystem peers", "disk", "local filesystem (ext4)",
+                                             False, seconds))
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_peer_libraries_give_store_over_peer_ratios_beside_the_overhead_ratios(tmp_path: Path) -> None:
+    source = _with_peers(bench_json(tmp_path / "bench.json", BASE_RATIOS),
+                         {"cachelib FileSystemCache": 3 * MS, "diskcache.Cache": 1 * MS})
+    code, output, report = ci_report(source, "--out", tmp_path / "out")
+    assert code == 0, output
+    ratios = {(p["store"], p["peer"], p["operation"]): p["ratio"] for p in report["peers"]}
+    assert ratios[("disk", "cachelib FileSystemCache", "put")] == pytest.approx(1.5)
+    assert ratios[("disk", "diskcache.Cache", "get")] == pytest.approx(0.5)
+    # peers are not strategies: no overhead figure, no "no reference" note for their groups
+    assert {f["strategy"] for f in report["figures"]} == set(BASE_RATIOS)
+    assert not any("peers" in note for note in report["notes"])
+    markdown = (tmp_path / "out" / "ci-report.md").read_text(encoding="utf-8")
+    assert "## Store / peer ratios" in markdown
+    assert "| disk | cachelib FileSystemCache | 1.50x | 1.50x | 1 MiB |" in markdown
+
+
+def test_a_source_of_peer_groups_only_is_still_reported(tmp_path: Path) -> None:
+    source = tmp_path / "peers.json"
+    source.write_text(json.dumps({"benchmarks": []}), encoding="utf-8")
+    _with_peers(source, {"cachelib FileSystemCache": 2 * MS})
+    code, output, report = ci_report(source, "--out", tmp_path / "out")
+    assert code == 0, output
+    assert [p["ratio"] for p in report["peers"]] == [pytest.approx(1.0)] * len(OPERATIONS)

@@ -166,6 +166,31 @@ def test_merged_snapshots_equal_one_recorder_that_saw_everything() -> None:
     assert merged.processes == 2
 
 
+def test_split_operations_give_harness_share_rows_and_merge_across_processes() -> None:
+    now = [0]
+    part_a, part_b = Recorder(clock=lambda: now[0]), Recorder(clock=lambda: now[0])
+    for rec in (part_a, part_b):
+        rec.start(warmup_s=1.0)
+    part_a.split("upload", 0, 9_000, 1_000)  # started during warm-up: not counted
+    now[0] = 2 * 10**9
+    part_a.record("upload", "ok", 800, nbytes=4_000_000)
+    part_a.split("upload", now[0], 1_000, 800)
+    part_b.split("upload", now[0], 3_000, 2_200)
+    part_b.split("download", now[0], 1_000, 900)
+    part_b.split("ecu_session.upload", now[0], 500, 500)  # a step: not in "all"
+    merged = merge_snapshots([part_a.snapshot(), part_b.snapshot()])
+    assert merged.split_ns == {"upload": [4_000, 3_000], "download": [1_000, 900],
+                               "ecu_session.upload": [500, 500]}
+    rows = {(r.operation, r.metric): r for r in summary_rows(merged, STAMP)
+            if r.metric in ("harness_share", "worker_mb_per_s")}
+    assert rows[("upload", "harness_share")].value == pytest.approx(0.25)
+    assert rows[("download", "harness_share")].value == pytest.approx(0.1)
+    assert rows[("all", "harness_share")].value == pytest.approx(1_100 / 5_000)
+    assert rows[("upload", "harness_share")].params["evidence"].startswith("measured")
+    # 4 MB moved in the 4 us the workers spent on uploads
+    assert rows[("upload", "worker_mb_per_s")].value == pytest.approx(4 / 4e-6)
+
+
 # ---------------------------------------------------------------------------- run folder
 
 
@@ -267,3 +292,20 @@ def test_flipped_bytes_are_counted_as_corrupt_reads(tmp_path: Path) -> None:
     assert ("download", "corrupt", "service") in bad.histograms
     assert ("download", "ok", "service") in bad.histograms
     assert ("download", "corrupt", "service") not in good.histograms
+
+
+def test_hist_stats_equal_hdrh_percentiles_and_mean() -> None:
+    import random
+
+    from scenarios.core import hist_stats, new_histogram
+
+    for seed in range(8):
+        rng = random.Random(seed)
+        hist = new_histogram()
+        for _ in range(rng.choice([1, 7, 2000])):
+            hist.record_value(max(1, int(rng.lognormvariate(rng.uniform(2, 20), rng.uniform(0.1, 3)))))
+        decoded = HdrHistogram.decode(hist.encode())
+        pcts = [0.0, 50.0, 99.0, 99.9, 100.0]
+        values, mean = hist_stats(decoded, pcts)
+        assert values == {p: decoded.get_value_at_percentile(p) for p in pcts}
+        assert mean == pytest.approx(decoded.get_mean_value(), rel=1e-12)

@@ -20,7 +20,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from backends import CorruptData, Expired, Key, NotFound, StoreError, encrypted_disk, get_store
-from backends.encrypted_disk import ENV_VAR, HEADER_BYTES, TAG_BYTES, EncryptedDiskStore
+from backends.aesgcm_stream import BODY_OFFSET, HEADER_BYTES, TAG_BYTES
+from backends.encrypted_disk import ENV_VAR, EncryptedDiskStore
 from tests.contract.helpers import FailingStream, files_under
 
 VARIANTS = ("aesgcm-stream", "fernet")
@@ -32,8 +33,9 @@ CHUNK = 64 * 1024
 SEGMENT = CHUNK + TAG_BYTES
 
 
-def _store(tmp_path: Path, variant: str, key: bytes | str | None = None, name: str = "enc") -> EncryptedDiskStore:
-    return EncryptedDiskStore(root=tmp_path / name, variant=variant, key=key or Fernet.generate_key())
+def _store(tmp_path: Path, variant: str, key: bytes | str | None = None, name: str = "enc",
+           **options: object) -> EncryptedDiskStore:
+    return EncryptedDiskStore(root=tmp_path / name, variant=variant, key=key or Fernet.generate_key(), **options)
 
 
 def _canary_findings(root: Path) -> list[str]:
@@ -113,17 +115,25 @@ def _flip(offset: int) -> Callable[[bytes, bytes], bytes]:
 
 
 def _segment(data: bytes, n: int) -> bytes:
-    return data[HEADER_BYTES + n * SEGMENT : HEADER_BYTES + (n + 1) * SEGMENT]
+    return data[BODY_OFFSET + n * SEGMENT : BODY_OFFSET + (n + 1) * SEGMENT]
 
 
 def _swap_chunks(data: bytes, _other: bytes) -> bytes:
-    body = data[HEADER_BYTES:]
-    return data[:HEADER_BYTES] + _segment(data, 1) + _segment(data, 0) + body[2 * SEGMENT :]
+    body = data[BODY_OFFSET:]
+    return data[:BODY_OFFSET] + _segment(data, 1) + _segment(data, 0) + body[2 * SEGMENT :]
 
 
 def _chunk_from_other_file(data: bytes, other: bytes) -> bytes:
-    start = HEADER_BYTES + SEGMENT
+    start = BODY_OFFSET + SEGMENT
     return data[:start] + _segment(other, 1) + data[start + SEGMENT :]
+
+
+def _names_from_other_file(data: bytes, other: bytes) -> bytes:
+    return data[:HEADER_BYTES] + other[HEADER_BYTES:BODY_OFFSET] + data[BODY_OFFSET:]
+
+
+def _other_version(data: bytes, _other: bytes) -> bytes:
+    return data[:4] + bytes([1]) + data[5:]  # version 1 put the names inside the chunks
 
 
 def _header_from_other_file(data: bytes, other: bytes) -> bytes:
@@ -138,12 +148,16 @@ def _extend_expiry(data: bytes, _other: bytes) -> bytes:
 
 AESGCM_TAMPERING = {
     "flipped-byte-in-header": _flip(20),
-    "flipped-byte-in-chunk": _flip(HEADER_BYTES + SEGMENT + 100),
+    "flipped-byte-in-names": _flip(HEADER_BYTES + 10),
+    "flipped-byte-in-chunk": _flip(BODY_OFFSET + SEGMENT + 100),
     "flipped-byte-in-last-tag": _flip(-1),
     "extended-expiry": _extend_expiry,
-    "truncated-last-chunk": lambda data, _o: data[: HEADER_BYTES + 3 * SEGMENT],
-    "truncated-mid-chunk": lambda data, _o: data[: HEADER_BYTES + SEGMENT + 1000],
+    "truncated-last-chunk": lambda data, _o: data[: BODY_OFFSET + 3 * SEGMENT],
+    "truncated-mid-chunk": lambda data, _o: data[: BODY_OFFSET + SEGMENT + 1000],
     "header-only": lambda data, _o: data[:HEADER_BYTES],
+    "header-and-names-only": lambda data, _o: data[:BODY_OFFSET],
+    "unknown-format-version": _other_version,
+    "names-swapped-from-another-file": _names_from_other_file,
     "empty-file": lambda _d, _o: b"",
     "extra-chunk-appended": lambda data, _o: data + _segment(data, 1),
     "chunks-reordered": _swap_chunks,
@@ -155,7 +169,7 @@ AESGCM_TAMPERING = {
 
 @pytest.mark.parametrize("tamper", AESGCM_TAMPERING.values(), ids=AESGCM_TAMPERING.keys())
 def test_tampered_aesgcm_stream_file_raises_corrupt_data(tmp_path: Path, tamper) -> None:
-    store = _store(tmp_path, "aesgcm-stream")
+    store = _store(tmp_path, "aesgcm-stream", chunk_bytes=CHUNK)
     payload = os.urandom(3 * CHUNK + 5000)  # four chunks, the last one short
     store.put("victim1", "original", payload, ttl_s=600)
     store.put("other1", "original", os.urandom(len(payload)), ttl_s=600)
@@ -168,6 +182,15 @@ def test_tampered_aesgcm_stream_file_raises_corrupt_data(tmp_path: Path, tamper)
     with pytest.raises(CorruptData), store.open("victim1", "original") as stream:
         while stream.read(4096):
             pass
+
+
+def test_an_unknown_aesgcm_stream_version_is_refused_by_name(tmp_path: Path) -> None:
+    store = _store(tmp_path, "aesgcm-stream")
+    store.put("victim1", "original", b"data", ttl_s=600)
+    victim = store._keys[0].path(store.root, _key("victim1"))
+    victim.write_bytes(_other_version(victim.read_bytes(), b""))
+    with pytest.raises(CorruptData, match="format version 1; this store reads version 2 only"):
+        store.get("victim1", "original")
 
 
 FERNET_TAMPERING = {

@@ -119,3 +119,25 @@ def test_worker_kill_loses_a_job_only_with_early_acks(tmp_path, request):
     assert value(rows, "jobs_lost", acks_late="off") >= 1
     assert findings(rows, acks_late="on")["jobs_survive_worker_kill"] == "pass"
     assert findings(rows, acks_late="off")["jobs_survive_worker_kill"] == "fail"
+
+
+@pytest.mark.service
+@pytest.mark.slow
+def test_throttle_cleanup_runs_without_faults_and_throttles_nothing_more(tmp_path):
+    from scenarios.faults import DEFAULTS, _s3_client, s3_throttle
+    from scenarios.runner import ScenarioContext
+
+    ctx = ScenarioContext.standalone(StoreFactory("s3", {}), load_workload("quick"), tmp_path, "faults")
+    settings = {**DEFAULTS, "throttle_ops": 4, "throttle_rate": 0.5}
+    with FaultProxy(ctx.store.endpoint_url, seed=1) as proxy:
+        store = ctx.make_store(client=_s3_client(proxy.url, emulated=True), endpoint_url=proxy.url,
+                               prefix="tbthrottletest")
+        try:
+            rows = list(s3_throttle(ctx, store, proxy, settings))
+            throttled = value(rows, "proxy_throttled", phase="throttled")
+            assert throttled > 0
+            assert proxy.stats().throttled == throttled  # none during the cleanup
+            assert store.footprint().objects == 0
+        finally:
+            store.close()
+            ctx.store.close()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from backends import get_store
 from scenarios.core import Row, RunFolder
-from scenarios.load import LoadScenario, parse_slo, run_load
+from scenarios.load import LoadScenario, Payloads, parse_slo, run_load
 from scenarios.runner import BackendTarget, Runner, ScenarioContext, StoreFactory
 from scenarios.workload import FindMax, Workload
 
@@ -20,9 +22,11 @@ TINY = Workload(name="tiny", sizes=[(64 * KiB, 1.0), (128 * KiB, 1.0)], sessions
 
 
 def _load_rows(factory: StoreFactory, tmp_path: Path, workload: Workload = TINY,
-               **params: object) -> list[Row]:
+               run_state: dict | None = None, **params: object) -> list[Row]:
     ctx = ScenarioContext.standalone(factory, workload, tmp_path / "run", "load", seed=5,
                                      params=params)
+    if run_state is not None:
+        ctx.run_state = run_state
     scenario = LoadScenario()
     try:
         scenario.prepare(ctx)
@@ -136,3 +140,41 @@ def test_slo_texts_parse(text: str, pct: float, ms: float) -> None:
 def test_a_malformed_slo_is_refused_with_the_expected_form() -> None:
     with pytest.raises(ValueError, match="p99<=200ms"):
         parse_slo("99th under 200")
+
+
+def test_payload_streams_are_views_of_the_preallocated_body_with_their_digest() -> None:
+    payloads = Payloads([(256 * KiB, 1.0)], seed=3)
+    body = payloads.bodies[256 * KiB]
+    stream, digest = payloads.make(256 * KiB, b"#trailer 1")
+    pieces = list(iter(lambda: stream.read(100 * KiB), b""))
+    assert b"".join(pieces) == body + b"#trailer 1"
+    assert all(isinstance(p, memoryview) for p in pieces)
+    assert pieces[0].obj is body  # streamed without a copy of the body
+    assert digest == xxhash.xxh3_128_digest(body + b"#trailer 1")
+    assert payloads.sha256_hex(256 * KiB, b"#t") == hashlib.sha256(body + b"#t").hexdigest()
+
+
+def test_null_reads_answer_from_one_shared_buffer_without_allocating_per_read() -> None:
+    store = get_store("null")
+    store.put("n1", "original", b"x" * 300_000, ttl_s=60)
+    first, second = store.get("n1", "original"), store.get("n1", "original")
+    assert first == bytes(300_000) and first is second
+    with store.open("n1", "original") as stream:
+        assert stream.read() is first
+
+
+def test_harness_share_is_measured_per_operation_and_kept_in_run_state(tmp_path: Path) -> None:
+    # every store call sleeps 20 ms: the store's part dwarfs the harness's, whatever the machine
+    slow = StoreFactory("faulty", {"inner": "null", "stall_rate": 1.0, "stall_s": 0.02})
+    state: dict = {}
+    rows = _load_rows(slow, tmp_path, replace(TINY, mix={"upload": 1.0, "download": 1.0}), state)
+    shares = {r.operation: r for r in rows if r.metric == "harness_share"}
+    assert set(shares) == {"upload", "download", "all"}
+    for row in shares.values():
+        assert 0 <= row.value < 0.5
+        assert row.params["store_ns"] > 0 and row.params["harness_ns"] >= 0
+        assert row.value == pytest.approx(row.params["harness_ns"]
+                                          / (row.params["harness_ns"] + row.params["store_ns"]))
+    assert state["harness_share"]["faulty"]["all"] == pytest.approx(shares["all"].value, abs=1e-4)
+    rate = _value(rows, "upload", "ok", "worker_mb_per_s")
+    assert 0 < rate < 64 * KiB * 2 / 1e6 / 0.02  # no faster than a 20 ms call allows

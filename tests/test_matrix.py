@@ -17,7 +17,7 @@ from reports.matrix import BAD, GOOD, UNKNOWN, WARN, build_matrix, load_rules
 from reports.render import Report, render_run
 from reports.review import AGREE, DISAGREE, compare_review, load_claims, read_claim
 from reports.verdict import verdicts
-from tests.report_rows import STRATEGIES, edit_rows, edit_value, make_run
+from tests.report_rows import STRATEGIES, edit_rows, edit_value, make_run, sample_records
 
 
 @pytest.fixture
@@ -208,7 +208,25 @@ def test_verdict_never_recommends_a_strategy_blocked_by_security_or_data_loss(ru
     assert "redis" not in verdicts(build_matrix(load_run(run_dir)))[0].blocked
 
 
-def test_harness_bound_backends_are_flagged_against_the_null_ceiling(run_dir: Path) -> None:
+def _upload_figure(run_dir: Path):
+    cell = build_matrix(load_run(run_dir)).cell("performance", "redis")
+    return next(f for f in cell.figures if f.check_id == "upload_throughput_vs_disk")
+
+
+def test_harness_bound_figures_are_flagged_by_the_measured_harness_share(run_dir: Path) -> None:
+    limit = check("performance", "upload_throughput_vs_disk").harness_share_max
+    assert not any("harness-bound" in n for n in _upload_figure(run_dir).notes.get("en", ()))
+    edit_value(run_dir, {"backend": "redis", "metric": "harness_share", "operation": "upload"}, limit)
+    figure = _upload_figure(run_dir)
+    assert any("harness-bound" in n and f"{limit:.0%}" in n for n in figure.notes["en"])
+    run = load_run(run_dir)
+    cited = {run.by_id(i).metric for i in figure.row_ids}
+    assert "harness_share" in cited  # the flag cites the share rows it read
+
+
+def test_runs_without_harness_share_rows_fall_back_to_the_null_ceiling(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "old", [r for r in sample_records() if r["metric"] != "harness_share"])
+    assert not any("harness-bound" in n for n in _upload_figure(run_dir).notes.get("en", ()))
     run = load_run(run_dir)
     null = {(r.operation, r.params["size_bytes"]): r.value for r in run.rows
             if r.backend == "null" and r.metric == "mb_per_s"}
@@ -216,9 +234,7 @@ def test_harness_bound_backends_are_flagged_against_the_null_ceiling(run_dir: Pa
         if operation == "upload":
             edit_value(run_dir, {"backend": "redis", "metric": "mb_per_s", "operation": "upload",
                                  "params.size_bytes": size}, value * 0.9)
-    cell = build_matrix(load_run(run_dir)).cell("performance", "redis")
-    figure = next(f for f in cell.figures if f.check_id == "upload_throughput_vs_disk")
-    assert any("harness-bound" in n for n in figure.notes["en"])
+    assert any("harness-bound" in n for n in _upload_figure(run_dir).notes.get("en", ()))
 
 
 def test_every_rule_has_a_rationale_and_thresholds_in_order() -> None:

@@ -151,3 +151,13 @@ def test_a_folder_holding_two_runs_reports_only_the_run_named_in_run_json(tmp_pa
     assert min(r.row_id for r in run.rows) == len(older)  # ids stay file positions
     html = render_run(run_dir).report_html.read_text(encoding="utf-8")
     assert "older-run" in html and "99 torn reads" not in html
+
+
+def test_the_load_table_shows_each_backends_measured_harness_share(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "run")
+    edit_value(run_dir, {"backend": "redis", "metric": "harness_share", "operation": "upload"}, 0.37)
+    html = render_run(run_dir).report_html.read_text(encoding="utf-8")
+    section = html[html.index('id="scenario-load"'):]
+    section = section[: section.index("</section>")]
+    assert "harness share" in section
+    assert "37%" in section  # the edited row, rendered as a share

@@ -244,6 +244,8 @@ def test_run_command_writes_rows_histograms_and_run_json(tmp_path: Path,
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "complete"
     assert info["harness_ceiling"]["ops_per_s"] > 0
+    assert set(info["harness_share"]) == {"null", "disk"}  # measured for every load backend
+    assert all(0 <= share <= 1 for share in info["harness_share"]["disk"].values())
     assert "unreachable" in info["skipped_backends"]["redis"]
     assert info["environment"]["python"] and info["environment"]["libraries"]["hdrhistogram"]
     assert {"redis", "s3", "broker"} <= set(info["services"])

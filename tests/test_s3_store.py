@@ -11,6 +11,7 @@ signs every request).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -20,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -28,6 +30,7 @@ import requests
 
 from backends import (
     BackendUnavailable,
+    Conflict,
     CorruptData,
     Expired,
     Footprint,
@@ -38,6 +41,7 @@ from backends import (
 )
 from backends.base import MiB
 from backends.s3_store import (
+    DEFAULT_FORM_TTL_S,
     MAX_ATTEMPTS,
     S3_MAX_PARTS,
     S3_MIN_PART_BYTES,
@@ -118,7 +122,8 @@ def test_presigned_post_round_trip_returns_identical_bytes(store: S3Store, raw) 
     payload = os.urandom(300 * 1024)
     form = store.presign_upload(SESSION, "original", ttl_s=600, max_bytes=1 * MiB)
     assert form["method"] == "POST"
-    assert form["fields"]["key"] == store.object_key(SESSION, "original")
+    # The form targets a staging key of its own, never the file's key.
+    assert form["fields"]["key"].startswith(store.object_key(SESSION, "original") + ".upload-")
 
     response = post_form(form, payload)
     assert response.ok, response.text
@@ -127,6 +132,32 @@ def test_presigned_post_round_trip_returns_identical_bytes(store: S3Store, raw) 
     assert store.get(SESSION, "original") == payload
     downloaded = requests.get(store.presign_download(SESSION, "original", ttl_s=60), timeout=10)
     assert downloaded.content == payload
+
+
+def test_upload_form_lives_minutes_not_the_file_ttl(request: pytest.FixtureRequest) -> None:
+    default = build_s3_store(request)
+    short = build_s3_store(request, form_ttl_s=30)
+    for store, life in ((default, DEFAULT_FORM_TTL_S), (short, 30)):
+        before = time.time()
+        form = store.presign_upload(SESSION, "original", ttl_s=3600, max_bytes=1024)
+        policy = json.loads(base64.b64decode(form["fields"]["policy"]))
+        expires = datetime.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        assert before + life - 2 <= expires.timestamp() <= time.time() + life + 1
+
+
+def test_a_replayed_upload_form_never_overwrites_the_confirmed_file(store: S3Store, raw) -> None:
+    # moto never expires a POST policy (real S3 allows replays until the form expires):
+    # the store itself must keep a confirmed file from being overwritten through the form.
+    form = store.presign_upload(SESSION, "original", ttl_s=600, max_bytes=1024)
+    assert post_form(form, b"first upload").ok
+    assert store.confirm_upload(SESSION, "original") == len(b"first upload")
+    assert post_form(form, b"replayed later").ok
+    assert store.get(SESSION, "original") == b"first upload"
+    with pytest.raises(Conflict, match="already used and confirmed"):
+        store.confirm_upload(SESSION, "original")
+    assert store.get(SESSION, "original") == b"first upload"
+    assert keys_under(raw, store) == [store.object_key(SESSION, "original")]
+    assert store.confirm_upload(SESSION, "original") == len(b"first upload")  # a repeated confirm
 
 
 def test_over_limit_direct_upload_is_refused_and_nothing_stays_in_the_bucket(store: S3Store, raw) -> None:
@@ -258,6 +289,25 @@ def test_footprint_counts_and_sweep_aborts_an_abandoned_multipart_upload(
     assert store.footprint() == Footprint(1, S3_MIN_PART_BYTES)
     assert store.sweep() == Footprint(1, S3_MIN_PART_BYTES)
     assert uploads_under(raw, store) == []
+
+
+def test_sweep_leaves_another_instance_running_upload_until_it_has_seen_it_stale(
+    request: pytest.FixtureRequest, raw
+) -> None:
+    # moto dates every multipart upload 2010-11-10: judged by that date, an upload another
+    # instance started a moment ago looks years old and a sweep would abort it mid-put.
+    writer = build_s3_store(request)
+    sweeper = build_s3_store(request, prefix=writer.prefix, stale_upload_s=1.0)
+    key = writer.object_key(SESSION, "original")
+    upload = raw.create_multipart_upload(Bucket=writer.bucket, Key=key)  # the writer, mid-put
+    raw.upload_part(
+        Bucket=writer.bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=b"p" * S3_MIN_PART_BYTES
+    )
+    assert sweeper.sweep() == Footprint(0, 0)
+    assert [u["UploadId"] for u in uploads_under(raw, writer)] == [upload["UploadId"]]
+    time.sleep(1.2)  # now the sweeper has seen it for longer than stale_upload_s
+    assert sweeper.sweep() == Footprint(1, S3_MIN_PART_BYTES)
+    assert uploads_under(raw, writer) == []
 
 
 def test_largest_object_is_computed_from_the_part_size(request: pytest.FixtureRequest) -> None:

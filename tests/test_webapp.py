@@ -280,6 +280,25 @@ def test_s3_presigned_post_flow_bytes_never_pass_through_the_app(make_store) -> 
     assert client.delete("/api/session").json["deleted"] == 3
 
 
+def test_a_replayed_presigned_form_is_refused_as_a_conflict_and_the_file_stays(make_store) -> None:
+    store = make_store("s3")
+    app = create_app("s3", store=store, secret_key=SECRET)
+    client = client_of(app)
+    first, second = ecu_pair(64 * KiB)
+    form = client.post("/api/files/original/presign")
+    assert requests.post(form.json["url"], data=form.json["fields"],
+                         files={"file": ("original", first)}, timeout=30).ok
+    confirmed = client.post(form.json["confirm_url"])
+    sid = confirmed.json["session_id"]
+
+    requests.post(form.json["url"], data=form.json["fields"], files={"file": ("original", second)}, timeout=30)
+    replayed = client.post(form.json["confirm_url"])
+
+    assert replayed.status_code == 409 and replayed.json["error"] == "conflict"
+    assert "bucket" not in replayed.json["message"] and "http" not in replayed.json["message"]
+    assert store.get(sid, "original") == first
+
+
 def test_noop_endpoint_reads_the_body_and_stores_nothing(tmp_path: Path) -> None:
     app = create_app("disk", store_options={"root": tmp_path / "d"}, secret_key=SECRET)
 

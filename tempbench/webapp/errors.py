@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backends.base import (
     BackendUnavailable,
+    Conflict,
     CorruptData,
     Expired,
     InvalidKey,
@@ -37,6 +38,7 @@ STORE_ERROR_STATUS: tuple[tuple[type[StoreError], int], ...] = (
     (InvalidKey, 400),
     (NotFound, 404),
     (Expired, 410),
+    (Conflict, 409),
     (QuotaExceeded, 413),
     (StorageFull, 507),
     (BackendUnavailable, 503),
@@ -48,6 +50,8 @@ PUBLIC_MESSAGES: tuple[tuple[type[StoreError], str], ...] = (
     (InvalidKey, "the session or file name was refused; nothing was stored"),
     (NotFound, "this session holds no such file (never uploaded, or deleted)"),
     (Expired, "the file has passed its time to live and is gone; upload it again"),
+    (Conflict, "the file changed while this request ran (a cleanup, or an upload form used "
+               "twice); nothing was changed, try again"),
     (QuotaExceeded, "the upload is over a storage limit (files per session, total bytes or "
                     "file size); nothing was stored"),
     (StorageFull, "the server's storage is full; nothing was stored, try again later"),
@@ -59,7 +63,7 @@ PUBLIC_MESSAGES: tuple[tuple[type[StoreError], str], ...] = (
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
-_CLIENT_SIDE = (InvalidKey, NotFound, Expired, QuotaExceeded)
+_CLIENT_SIDE = (InvalidKey, NotFound, Expired, Conflict, QuotaExceeded)
 """Store errors caused by the request, not by the server: logged without a traceback."""
 
 

@@ -69,3 +69,30 @@ def test_kinds_of_one_session_are_separate_files(store: Store) -> None:
     assert_same_content(store, store.get("kinds1", "modified"), b"modified!")
     store.delete("kinds1", "original")
     assert_same_content(store, store.get("kinds1", "modified"), b"modified!")
+
+
+class _ViewReader:
+    """A stream like the load scenario's payloads: reads are memoryviews, some short."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._view, self._step, self._at = memoryview(data), step, 0
+
+    def read(self, size: int = -1) -> memoryview:
+        size = self._step if size is None or size < 0 else min(size, self._step)
+        piece = self._view[self._at : self._at + size]
+        self._at += len(piece)
+        return piece
+
+
+def test_buffer_views_and_streams_of_views_round_trip_byte_for_byte(store: Store) -> None:
+    limit = object_limit(store)
+    size = 1000 if limit is not None and limit < 4 * MiB else 3 * MiB + 17
+    data = random.Random(7).randbytes(size)
+    sources = {
+        "memoryview": memoryview(data),
+        "bytearray": bytearray(data),
+        "view stream": _ViewReader(data, step=max(1, size // 3 + 5)),
+    }
+    for n, (name, source) in enumerate(sources.items()):
+        assert store.put(f"views{n}", "original", source, ttl_s=60) == size, name
+        assert_same_content(store, store.get(f"views{n}", "original"), data)
