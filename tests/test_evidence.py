@@ -70,12 +70,13 @@ def test_both_languages_render_from_the_same_rows_and_the_spanish_report_has_no_
 ) -> None:
     out = tmp_path / "run"
     result = CliRunner().invoke(app, [
-        "run", "--quick", "--scenarios", "security,leak,concurrency,capacity,static,faults",
+        "run", "--quick", "--scenarios", "load,security,leak,concurrency,capacity,static,faults",
         "--backends", "disk,cookie,encrypted-disk:aesgcm-stream", "--out", str(out), "--no-report",
-        "--set", "security.hostile_keys=64", "--set", "concurrency_test.duration_s=0.3"])
+        "--set", "security.hostile_keys=64", "--set", "concurrency_test.duration_s=0.3",
+        "--set", "duration_s=0.6", "--set", "warmup_s=0", "--set", "sizes=64KiB"])
     assert result.exit_code == 0, result.output
     rows = [r for r in load_run(out).rows if r.params.get("evidence")]
-    assert len({r.scenario for r in rows}) == 6
+    assert len({r.scenario for r in rows}) == 7
     assert [r.params["evidence"][:80] for r in rows if "evidence_id" not in r.params] == []
     en = html.unescape(render_run(out, lang="en", out_dir=tmp_path / "en").report_html.read_text())
     es = html.unescape(render_run(out, lang="es", out_dir=tmp_path / "es").report_html.read_text())
