@@ -24,7 +24,10 @@ Workers: on the first ``submit`` the store starts ``workers`` processes of
 private queue, passes them the broker, result backend and wrapped-store options through
 their environment, and waits until each answers a control ping. ``close()`` stops them
 (SIGTERM, then SIGKILL to their process group after a grace period) and leaves no process
-behind. ``workers=0`` only enqueues, for workers run elsewhere on the same ``queue``.
+behind; if the process that started them dies first, Linux stops them (a parent-death
+signal on the worker, ``tempbench.processes``; billiard gives its pool processes one). Their
+output goes to ``<log dir>/celery.log``. ``workers=0`` only enqueues, for workers run
+elsewhere on the same ``queue``.
 
 Services: broker from ``tempbench.services.resolve_broker`` (``--broker-url`` /
 ``CELERY_BROKER_URL``, e.g. ``amqp://guest:guest@127.0.0.1:5672//``, else the resolved
@@ -41,11 +44,9 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import weakref
@@ -469,7 +470,6 @@ class _WorkerPool:
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._local: contextlib.ExitStack | None = None
-        self._log_dir: Path | None = None
         self._generation = 0
         self._local_node = f"{config.store_id}-local@localhost"
         self.started_ever = False
@@ -519,9 +519,6 @@ class _WorkerPool:
             workers, self._workers = self._workers, []
             if workers:
                 _stop_processes(workers, grace_s)
-            if self._log_dir is not None:
-                shutil.rmtree(self._log_dir, ignore_errors=True)
-                self._log_dir = None
 
     def _start_local(self) -> None:
         from celery.contrib.testing.worker import start_worker
@@ -539,28 +536,23 @@ class _WorkerPool:
         self._local = stack
 
     def _start_processes(self) -> None:
-        self._log_dir = Path(tempfile.mkdtemp(prefix=f"{self.config.store_id}-logs-"))
+        from tempbench import processes
+
         env = {**os.environ, **self.config.to_env()}
         self._generation += 1
+        log_path = processes.log_path("celery")
         for index in range(self.count):
             node = f"{self.config.store_id}-g{self._generation}w{index}@localhost"
-            log_path = self._log_dir / f"worker{index}.log"
             command = [
                 sys.executable, "-m", "celery", "-A", __name__, "worker",
                 "--pool=prefork", f"--concurrency={self.concurrency}",
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
                 "-n", node, "-Q", self.config.store_id, "--loglevel=WARNING",
             ]  # fmt: skip
-            with log_path.open("wb") as log_file:
-                process = subprocess.Popen(
-                    command,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    # own process group: stop() can reach pool children the worker leaves behind
-                    start_new_session=True,
-                )
+            with log_path.open("ab") as log_file:  # every worker appends to the one log
+                # own process group: stop() can reach pool children the worker leaves behind;
+                # tied to this process: it ends (warm shutdown) if this process dies
+                process = processes.spawn(command, env=env, stdout=log_file, new_session=True)
             self._workers.append(_Worker(node, process, log_path))
         try:
             self._await_ping()

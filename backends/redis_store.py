@@ -7,23 +7,34 @@ Key scheme (the review's ``temp_file:{session}:{kind}``, with ``prefix`` = ``tem
   bytes themselves (one key per file);
 - ``{prefix}:{session}:{kind}:{version}:{n}`` — chunk ``n`` of a larger file, written under a
   fresh random ``version`` while the upload streams in;
+- ``{prefix}:{session}:{kind}:_head`` — chunk 0 of the published version, renamed there on
+  publish, so that one ``MGET`` reads the manifest and it (a file of up to ``chunk_bytes``
+  costs one round trip, like a raw ``GET``);
+- ``{prefix}:{session}:{kind}:_retired`` — replaced versions whose chunks are still kept;
 - ``{prefix}:{session}:_kinds`` — the session's index (a set of kinds) for
   ``delete_session`` and the server-side files-per-session quota.
 
 Every key carries a TTL (``SET ... PX``): Redis itself ends the data. A large file becomes
-visible only when one Lua script checks the quota, aligns the TTL of all its chunks with the
-manifest's, swaps the manifest and drops the previous version's chunks, atomically — so a
-reader sees the old file or the new one, never a mix (a ``get`` racing a writer starts over;
-a stream whose version is replaced mid-read raises ``NotFound``), and two app instances
-cannot overshoot the per-session file limit together. Chunking also keeps every value far below Redis's
-512 MiB per-value limit (``proto-max-bulk-len``).
+visible only when one Lua script (:mod:`backends.redis_lua`) checks the quota, aligns the
+TTL of all its chunks with the manifest's and swaps the manifest, atomically — so a reader
+sees the old file or the new one, never a mix, and two app instances cannot overshoot the
+per-session file limit together. A replaced version's chunks stay readable for
+``grace_s`` (bounded by their own TTL, at most ``GRACE_VERSIONS`` versions per file,
+counted in the footprint), so a reader that started on it finishes with its bytes instead
+of starting over. Chunking also keeps every value far below Redis's 512 MiB per-value
+limit (``proto-max-bulk-len``).
+
+A put whose reply is lost (a timeout after the server ran the publish) is retried once on
+a fresh connection; the publish is idempotent. The chunks of a failed put are removed by a
+script that keeps them if the manifest names their version, so cleanup never destroys a
+file that was in fact published: after any failure a reader gets the old file or the new.
 
 What Redis cannot tell: an expired key and an absent one look the same, so reads after the
 TTL raise ``NotFound``, not ``Expired``. Memory is the medium: ``maxmemory``, the eviction
 policy and RDB/AOF persistence (recorded in :meth:`RedisStore.service`) change what this
 store promises; a chunk evicted under an ``allkeys-*``/``volatile-*`` policy is reported as
-``CorruptData`` when read. The scripts compute chunk key names themselves, which a
-standalone server (or a primary with replicas) accepts and Redis Cluster would not.
+``CorruptData`` when read. Replies are parsed by hiredis when it is installed (the
+``fast`` extra), else by redis-py's Python parser; :meth:`RedisStore.service` says which.
 """
 
 from __future__ import annotations
@@ -34,12 +45,13 @@ import logging
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeAlias
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from backends import redis_lua
 from backends.base import (
     BackendUnavailable,
     Capabilities,
@@ -57,9 +69,13 @@ from backends.base import (
     Store,
     StoreError,
 )
+from backends.redis_client import PARSERS, client_options, parser_name
 from tempbench.services import RedisService, ServiceError, describe_redis_client, resolve_redis
 
 log = logging.getLogger(__name__)
+
+Buffer: TypeAlias = bytes | bytearray | memoryview
+"""What a chunk may be: redis-py sends all three as they are."""
 
 INDEX_SUFFIX = "_kinds"
 """Index key suffix; kinds must start with a letter, so it can never collide with a kind."""
@@ -72,89 +88,32 @@ INLINE_BYTES = 32 * KiB
 go to chunk keys with plain SETs: the publish script receives its arguments as Lua strings,
 a copy whose cost grows with the value, while SET of a large value is not copied."""
 
-_PIPELINE_CHUNKS = 4
-"""Chunks sent per round trip while a large file streams in: fewer round trips, and memory
-still bounded (this many chunks, whatever the file's size)."""
+CHUNK_BYTES = 4 * MiB
+"""Default size of chunk keys. Measured (benchmarks/test_redis_store.py): a file of up to
+one chunk is read back as one value, as raw ``GET`` returns it; with the base's 1 MiB
+pieces as chunks a 4 MiB get also paid for joining four replies. Writing costs one copy
+to assemble a chunk from pieces, which the zero-copy sending of values more than repays."""
+
+_PIPELINE_BYTES = 4 * MiB
+"""Chunk bytes sent per round trip while a large file streams in: fewer round trips, and
+memory still bounded (about this much, plus one chunk, whatever the file's size)."""
 
 _READ_ATTEMPTS = 5
-"""How often ``get`` starts again when the file is replaced while it is being read (the old
-version's chunks go at once, so a reader racing a writer starts over rather than mixing)."""
+"""How often ``get`` starts again when the version it began on is gone (see
+:data:`GRACE_VERSIONS`)."""
 
-# Publish (or, with mode 'check', only check the quota for) one file.
-# KEYS[1] manifest, KEYS[2] session index.
-# ARGV: mode, kind, files-per-session limit (0: none), manifest key prefix of the session,
-#       ttl_ms, manifest value, version, chunk count.
-_PUBLISH_LUA = """
-local kind, limit, base = ARGV[2], tonumber(ARGV[3]), ARGV[4]
-if limit > 0 and redis.call('EXISTS', KEYS[1]) == 0 then
-  local live = 0
-  for _, member in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-    if member ~= kind then
-      if redis.call('EXISTS', base .. member) == 1 then
-        live = live + 1
-      else
-        redis.call('SREM', KEYS[2], member)
-      end
-    end
-  end
-  if live >= limit then return {'quota', live} end
-end
-if ARGV[1] == 'check' then return {'ok', 0} end
-local ttl, version, n = ARGV[5], ARGV[7], tonumber(ARGV[8])
-for i = 0, n - 1 do
-  if redis.call('PEXPIRE', KEYS[1] .. ':' .. version .. ':' .. i, ttl) == 0 then
-    return {'lost', i}
-  end
-end
-local old = redis.call('GETRANGE', KEYS[1], 0, 255)
-redis.call('SET', KEYS[1], ARGV[6], 'PX', ttl)
-redis.call('SADD', KEYS[2], kind)
-if redis.call('PTTL', KEYS[2]) < tonumber(ttl) then redis.call('PEXPIRE', KEYS[2], ttl) end
-local ov, on = string.match(old, '^TB1 (%S+) (%d+) ')
-if ov and ov ~= version then
-  for i = 0, tonumber(on) - 1 do redis.call('UNLINK', KEYS[1] .. ':' .. ov .. ':' .. i) end
-end
-return {'ok', 0}
-"""
+GRACE_S = 10.0
+"""Default time a replaced version's chunks stay readable, so a reader that started on it
+finishes with its bytes (never longer than that version's own TTL; counted in footprint)."""
 
-# Delete files with their chunks. KEYS[1] session index; ARGV[1] manifest key prefix of the
-# session; ARGV[2..] kinds to delete (none given: every kind in the index).
-_DELETE_LUA = """
-local kinds = {}
-if #ARGV > 1 then
-  for i = 2, #ARGV do kinds[#kinds + 1] = ARGV[i] end
-else
-  kinds = redis.call('SMEMBERS', KEYS[1])
-end
-local removed = 0
-for _, kind in ipairs(kinds) do
-  local key = ARGV[1] .. kind
-  local head = redis.call('GETRANGE', key, 0, 255)
-  if head ~= '' then
-    local v, n = string.match(head, '^TB1 (%S+) (%d+) ')
-    if v then
-      for i = 0, tonumber(n) - 1 do redis.call('UNLINK', key .. ':' .. v .. ':' .. i) end
-    end
-    redis.call('UNLINK', key)
-    removed = removed + 1
-  end
-  redis.call('SREM', KEYS[1], kind)
-end
-return removed
-"""
+GRACE_VERSIONS = 8
+"""Replaced versions kept per file at most, whatever their grace left: memory for a file
+overwritten in a loop stays bounded (this many extra copies), and a reader fails only if
+the file is replaced more often than that while it reads."""
 
-# Drop index entries whose file Redis has expired. KEYS[1] session index; ARGV[1] manifest
-# key prefix of the session.
-_PRUNE_LUA = """
-local pruned = 0
-for _, kind in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', ARGV[1] .. kind) == 0 then
-    redis.call('SREM', KEYS[1], kind)
-    pruned = pruned + 1
-  end
-end
-return pruned
-"""
+_BEYOND_GRACE = (
+    f"more than {GRACE_VERSIONS} times or longer ago than the grace period (grace_s) allows"
+)
 
 
 class RedisStore(Store):
@@ -165,7 +124,11 @@ class RedisStore(Store):
     key; ``chunk_bytes`` (size of chunk keys); ``inline_bytes`` (files up to this size live
     in the manifest itself; default ``INLINE_BYTES`` or ``chunk_bytes`` if smaller);
     ``socket_timeout`` in seconds: an unreachable or frozen server raises
-    ``BackendUnavailable`` within it instead of hanging.
+    ``BackendUnavailable`` within it (twice it, after the one retry) instead of hanging;
+    ``grace_s``: how long a replaced version stays readable (0: dropped at once; the
+    ``GRACE_VERSIONS`` newest replaced versions at most);
+    ``parser``: ``auto`` (hiredis if installed), ``hiredis`` or ``python``, for a client
+    this store builds.
     """
 
     name = "redis"
@@ -191,10 +154,12 @@ class RedisStore(Store):
         url: str | None = None,
         client: redis.Redis | None = None,
         prefix: str = "temp_file",
-        chunk_bytes: int = 1 * MiB,
+        chunk_bytes: int = CHUNK_BYTES,
         socket_timeout: float = 2.0,
         quota: Quota | None = None,
         inline_bytes: int | None = None,
+        grace_s: float = GRACE_S,
+        parser: str = "auto",
     ) -> None:
         super().__init__(quota)
         if chunk_bytes < 1:
@@ -208,7 +173,15 @@ class RedisStore(Store):
             raise ValueError(f"prefix {prefix!r} must be non-empty and free of glob characters")
         self.prefix = prefix
         self.chunk_bytes = chunk_bytes
+        self._pipeline_chunks = max(1, _PIPELINE_BYTES // chunk_bytes)
         self.socket_timeout = socket_timeout
+        if not grace_s >= 0:
+            raise ValueError(f"grace_s must be >= 0, got {grace_s!r}")
+        self.grace_s = grace_s
+        if parser not in PARSERS:
+            raise ValueError(f"parser must be one of {', '.join(PARSERS)}, got {parser!r}")
+        if client is not None and parser != "auto":
+            raise ValueError("parser applies to a client the store builds, not to client=")
         self._owns_client = client is None
         if client is not None:
             self._service = describe_redis_client(client)
@@ -221,15 +194,21 @@ class RedisStore(Store):
             self._client = self._service.client(
                 socket_timeout=socket_timeout,
                 socket_connect_timeout=socket_timeout,
-                # One immediate retry on a broken connection reconnects after a server
-                # restart; timeouts are not retried, so a frozen server costs one timeout.
-                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                # One immediate retry on a fresh connection: it reconnects after a server
+                # restart, and a reply lost to a timeout is asked again (every command and
+                # script here can run twice), so a frozen server costs two timeouts.
+                retry=Retry(
+                    NoBackoff(), 1, supported_errors=(redis.ConnectionError, redis.TimeoutError)
+                ),
+                **client_options(parser),
             )
-        # Pipelined with a chunk SET, so called by SHA (a Script object in a pipeline
+        self.parser = parser_name(self._client, self._service.emulated)
+        # Pipelined with the chunk SETs, so called by SHA (a Script object in a pipeline
         # would ask SCRIPT EXISTS first, one more round trip per put).
-        self._publish_sha = self._client.register_script(_PUBLISH_LUA).sha
-        self._delete_script = self._client.register_script(_DELETE_LUA)
-        self._prune_script = self._client.register_script(_PRUNE_LUA)
+        self._publish_sha = self._client.register_script(redis_lua.PUBLISH).sha
+        self._discard_script = self._client.register_script(redis_lua.DISCARD)
+        self._delete_script = self._client.register_script(redis_lua.DELETE)
+        self._prune_script = self._client.register_script(redis_lua.PRUNE)
 
     # ---- identity ---------------------------------------------------------------
 
@@ -240,8 +219,12 @@ class RedisStore(Store):
             "prefix": self.prefix,
             "chunk_bytes": self.chunk_bytes,
             "socket_timeout_s": self.socket_timeout,
+            "grace_s": self.grace_s,
+            "parser": self.parser,
         }
-        return ServiceInfo(name=self._service.name, emulated=self._service.emulated, detail=detail)
+        # The parser is in the name too: every row and benchmark figure says what served it.
+        name = f"{self._service.name} via {self.parser}"
+        return ServiceInfo(name=name, emulated=self._service.emulated, detail=detail)
 
     @property
     def redis_service(self) -> RedisService:
@@ -263,7 +246,7 @@ class RedisStore(Store):
 
     # ---- primitives -------------------------------------------------------------
 
-    def _write(self, key: Key, chunks: Iterator[bytes], ttl_s: float) -> int:
+    def _write(self, key: Key, chunks: Iterator[Buffer], ttl_s: float) -> int:
         ttl_ms = max(1, round(ttl_s * 1000))
         pieces = _rechunk(chunks, self.chunk_bytes)
         first = next(pieces, b"")
@@ -278,42 +261,47 @@ class RedisStore(Store):
         manifest = self._manifest_key(key)
         count = 0
         size = 0
-        batch: list[tuple[str, bytes]] = []  # chunks not sent yet, at most _PIPELINE_CHUNKS
+        batch: list[tuple[str, Buffer]] = []  # chunks not sent yet, at most _pipeline_chunks
         try:
             for piece in itertools.chain((first,) if second is None else (first, second), pieces):
                 batch.append((f"{manifest}:{version}:{count}", piece))
                 count += 1
                 size += len(piece)
-                if len(batch) > _PIPELINE_CHUNKS:  # keep the newest for the publish trip
+                if len(batch) > self._pipeline_chunks:  # keep the newest for the publish trip
                     self._send_chunks(batch[:-1], ttl_ms)
                     batch = batch[-1:]
             header = _header(version, count, size)
             self._publish(key, header, version, count, ttl_ms, chunks_first=batch)
+        except redis.RedisError:
+            if self._discard_chunks(manifest, version, count) == "published":
+                return size  # the publish ran on the server; only its reply was lost
+            raise
         except BaseException:
             self._discard_chunks(manifest, version, count)
             raise
         return size
 
     def _open(self, key: Key) -> BinaryIO:
-        head, body = self._read_manifest(key)
+        head, body, first = self._read_manifest(key)
         if head.chunks == 0:
             return io.BytesIO(body)
-        return ChunkReader(self._stream_chunks(key, head))  # one chunk in memory at most
+        return ChunkReader(self._stream_chunks(key, head, first))  # a few MiB in memory at most
 
     def _read_all(self, key: Key) -> bytes:
         for _ in range(_READ_ATTEMPTS):
-            head, body = self._read_manifest(key)
+            head, body, first = self._read_manifest(key)
             if head.chunks == 0:
                 return body
             try:
-                data = b"".join(self._fetch_chunk(key, head, n) for n in range(head.chunks))
+                pieces = [first, *(piece for batch in self._chunk_batches(key, head) for piece in batch)]
             except _Replaced:
                 continue  # nothing returned yet: read the new version from the start
+            data = b"".join(pieces)  # one piece: returned as it is, no copy
             _check_size(key, head, len(data))
             return data
         raise StoreError(
-            f"redis: {key.session_id}/{key.kind} was replaced {_READ_ATTEMPTS} times while "
-            "being read"
+            f"redis: {key.session_id}/{key.kind} was replaced while being read "
+            f"{_READ_ATTEMPTS} times in a row, each time {_BEYOND_GRACE}"
         )
 
     def _delete(self, key: Key) -> bool:
@@ -341,7 +329,8 @@ class RedisStore(Store):
         return Footprint()
 
     def _footprint(self) -> Footprint:
-        """Files (manifests) plus orphaned chunk sets, and the server memory of every key
+        """Files (manifests) plus chunk sets no manifest points to (replaced versions in
+        their grace period, puts streaming or crashed), and the server memory of every key
         under the prefix (MEMORY USAGE; STRLEN on fakeredis, which has no MEMORY)."""
         total = 0
         files = 0
@@ -389,12 +378,13 @@ class RedisStore(Store):
         chunks: int,
         ttl_ms: int,
         mode: str = "publish",
-        chunks_first: Sequence[tuple[str, bytes]] = (),
+        chunks_first: Sequence[tuple[str, Buffer]] = (),
     ) -> None:
         """Run the publish script, after SETting ``chunks_first`` in the same round trip."""
         limit = self.quota.files_per_session or 0
         keys = [self._manifest_key(key), self._index_key(key.session_id)]
-        args = [mode, key.kind, limit, self._session_base(key.session_id), ttl_ms, value, version, chunks]
+        args = [mode, key.kind, limit, self._session_base(key.session_id), ttl_ms, value, version,
+                chunks, round(self.grace_s * 1000), GRACE_VERSIONS]
         for _ in range(2):
             pipe = self._client.pipeline(transaction=False)
             for name, piece in chunks_first:
@@ -404,7 +394,7 @@ class RedisStore(Store):
                 status, n = pipe.execute()[-1]
                 break
             except redis.exceptions.NoScriptError:  # a restarted or flushed server
-                self._client.script_load(_PUBLISH_LUA)
+                self._client.script_load(redis_lua.PUBLISH)
         else:
             raise StoreError("redis: the server keeps forgetting the publish script")
         if status == b"quota":
@@ -418,27 +408,34 @@ class RedisStore(Store):
                 "finished (TTL shorter than the upload, or evicted); nothing was published"
             )
 
-    def _send_chunks(self, chunks: list[tuple[str, bytes]], ttl_ms: int) -> None:
+    def _send_chunks(self, chunks: list[tuple[str, Buffer]], ttl_ms: int) -> None:
         """SET a few chunks in one round trip."""
         pipe = self._client.pipeline(transaction=False)
         for name, piece in chunks:
             pipe.set(name, piece, px=ttl_ms)
         pipe.execute()
 
-    def _discard_chunks(self, manifest: str, version: str, count: int) -> None:
-        """Remove the chunks of a failed put; if Redis is down, their TTL removes them."""
-        names = [f"{manifest}:{version}:{n}" for n in range(count)]
+    def _discard_chunks(self, manifest: str, version: str, count: int) -> str | None:
+        """Remove the chunks of a failed put unless the server shows the put was published.
+
+        Returns ``"published"`` (its publish ran: nothing removed), ``"discarded"``, or None
+        when Redis cannot be reached (the chunks' TTL removes them; the server-side check
+        means a late publish either finds every chunk or publishes nothing).
+        """
         try:
-            for batch in _batched(names, 500):
-                self._client.unlink(*batch)
+            return self._discard_script(keys=[manifest], args=[version, count]).decode()
         except redis.RedisError as exc:
             log.warning(
-                "redis: could not remove %d chunks of a failed put under %s:%s (%s); "
+                "redis: could not clean up the %d chunks of a failed put under %s:%s (%s); "
                 "their TTL will", count, manifest, version, exc,
             )
+            return None
 
-    def _read_manifest(self, key: Key) -> tuple[_Header, bytes]:
-        value = self._client.get(self._manifest_key(key))
+    def _read_manifest(self, key: Key) -> tuple[_Header, bytes, bytes]:
+        """(header, inline bytes, first chunk) of the published version, in one round trip:
+        one ``MGET`` of the manifest and its head key, atomic, so the two always match."""
+        manifest = self._manifest_key(key)
+        value, first = self._client.mget(manifest, f"{manifest}:{redis_lua.HEAD_SUFFIX}")
         if value is None:
             raise NotFound(
                 f"redis: nothing stored for {key.session_id}/{key.kind} (never stored, "
@@ -450,28 +447,55 @@ class RedisStore(Store):
         body = value[head.length :]
         if head.chunks == 0:
             _check_size(key, head, len(body))
-        return head, body
+        elif first is None:
+            raise self._chunk_missing(key, 0)
+        return head, body, first
 
-    def _stream_chunks(self, key: Key, head: _Header) -> Iterator[bytes]:
-        """The chunks of one version, fetched one at a time, then a check of their total."""
-        seen = 0
-        for n in range(head.chunks):
+    def _stream_chunks(self, key: Key, head: _Header, first: bytes) -> Iterator[bytes]:
+        """The chunks of one version, ``first`` then a round trip's worth at a time (about
+        ``_PIPELINE_BYTES`` in memory), then a check of their total."""
+        seen = len(first)
+        yield first
+        batches = self._chunk_batches(key, head)
+        while True:
             try:
-                piece = self._fetch_chunk(key, head, n)
+                batch = next(batches, None)
             except _Replaced:
                 # Part of the old version may be returned already: the reader cannot restart.
-                raise NotFound(
-                    f"redis: {key.session_id}/{key.kind} was replaced while being "
-                    "read; open it again for the new version"
+                # The file exists (a newer version), so this is no NotFound.
+                raise StoreError(
+                    f"redis: {key.session_id}/{key.kind} was replaced while being read, "
+                    f"{_BEYOND_GRACE}; open it again for the new version"
                 ) from None
-            seen += len(piece)
-            yield piece
+            if batch is None:
+                break
+            for piece in batch:
+                seen += len(piece)
+                yield piece
         _check_size(key, head, seen)
 
-    def _fetch_chunk(self, key: Key, head: _Header, n: int) -> bytes:
-        piece = self._client.get(f"{self._manifest_key(key)}:{head.version}:{n}")
-        if piece is not None:
-            return piece
+    def _chunk_batches(self, key: Key, head: _Header) -> Iterator[list[bytes]]:
+        """The chunks of one version after the first, ``_pipeline_chunks`` per round trip."""
+        for first in range(1, head.chunks, self._pipeline_chunks):
+            yield self._fetch_chunks(key, head, range(first, min(first + self._pipeline_chunks, head.chunks)))
+
+    def _fetch_chunks(self, key: Key, head: _Header, numbers: range) -> list[bytes]:
+        """Chunks ``numbers`` of one version, in one round trip."""
+        manifest = self._manifest_key(key)
+        if len(numbers) == 1:  # a pipeline of one costs more than the plain command
+            pieces = [self._client.get(f"{manifest}:{head.version}:{numbers[0]}")]
+        else:
+            pipe = self._client.pipeline(transaction=False)
+            for n in numbers:
+                pipe.get(f"{manifest}:{head.version}:{n}")
+            pieces = pipe.execute()
+        for n, piece in zip(numbers, pieces, strict=True):
+            if piece is None:
+                self._missing_chunk(key, head, n)
+        return pieces
+
+    def _missing_chunk(self, key: Key, head: _Header, n: int) -> None:
+        """Raise what a missing chunk means: the file gone, replaced, or damaged."""
         current = self._client.getrange(self._manifest_key(key), 0, HEADER_MAX - 1)
         now = _parse_header(current) if current else None
         if now is None:
@@ -480,13 +504,17 @@ class RedisStore(Store):
             )
         if now.version != head.version:
             raise _Replaced()
-        raise CorruptData(
+        raise self._chunk_missing(key, n)
+
+    def _chunk_missing(self, key: Key, n: int) -> CorruptData:
+        return CorruptData(
             f"redis: chunk {n} of {key.session_id}/{key.kind} is missing while its manifest "
-            "is present (evicted under the server's maxmemory-policy?)"
+            f"is present (removed by another client, or evicted: maxmemory-policy "
+            f"{self._service.detail.get('maxmemory_policy', 'unknown')})"
         )
 
     def _orphans(self, chunk_sets: set[tuple[str, str]]) -> int:
-        """Chunk sets no manifest points to (a put still streaming, or a crashed one)."""
+        """Chunk sets no manifest points to (see :meth:`_footprint`)."""
         if not chunk_sets:
             return 0
         ordered = sorted(chunk_sets)
@@ -503,12 +531,14 @@ class RedisStore(Store):
         pipe = self._client.pipeline(transaction=False)
         if self._service.emulated:
             for name in names:
-                if name.endswith(INDEX_SUFFIX):
+                if name.endswith(INDEX_SUFFIX):  # a set (a head key is a string)
                     pipe.smembers(name)
+                elif name.endswith(redis_lua.RETIRED_SUFFIX):  # a list
+                    pipe.lrange(name, 0, -1)
                 else:
                     pipe.strlen(name)
             sizes = pipe.execute()
-            return [sum(map(len, s)) if isinstance(s, set) else int(s or 0) for s in sizes]
+            return [sum(map(len, s)) if isinstance(s, set | list) else int(s or 0) for s in sizes]
         for name in names:
             pipe.memory_usage(name, samples=0)
         return [int(n or 0) for n in pipe.execute()]  # None: the key expired meanwhile
@@ -551,19 +581,39 @@ class _Replaced(Exception):
     """The file was replaced by a newer version while it was being read."""
 
 
-def _rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
-    """Re-cut a byte stream into pieces of exactly ``size`` bytes (the last may be shorter)."""
-    buf = bytearray()
+def _rechunk(chunks: Iterable[Buffer], size: int) -> Iterator[Buffer]:
+    """Re-cut a byte stream into pieces of exactly ``size`` bytes (the last may be shorter).
+
+    A piece that lies within one chunk received is a view of it (no copy: redis-py sends
+    views as they are); only a piece assembled from several chunks is copied, once, into a
+    buffer of its final size.
+    """
+    held: memoryview | None = None  # the start of a piece, not copied until more comes
+    buf: bytearray | None = None  # a piece being assembled
+    filled = 0
     for chunk in chunks:
-        if not buf and len(chunk) == size:
-            yield chunk  # the common case: the base already cuts 1 MiB pieces
-            continue
-        buf += chunk
-        while len(buf) >= size:
-            yield bytes(buf[:size])
-            del buf[:size]
-    if buf:
-        yield bytes(buf)
+        view = memoryview(chunk).cast("B")
+        if held is not None:  # more data after it: assemble the piece
+            buf = bytearray(size)
+            buf[: len(held)] = held
+            filled, held = len(held), None
+        if buf is not None:
+            take = min(size - filled, len(view))
+            buf[filled : filled + take] = view[:take]
+            filled += take
+            view = view[take:]
+            if filled < size:
+                continue
+            yield buf
+            buf = None
+        while len(view) >= size:
+            yield view[:size]
+            view = view[size:]
+        held = view if len(view) else None
+    if held is not None:
+        yield held
+    elif buf is not None:
+        yield memoryview(buf)[:filled]
 
 
 def _batched(items: Iterable, n: int) -> Iterator[list]:

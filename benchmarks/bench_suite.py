@@ -40,6 +40,7 @@ import pytest
 
 from backends import BackendUnavailable, Expired, NotFound, QuotaExceeded, Store
 from backends.base import KiB, MiB
+from backends.redis_client import parser_name
 from backends.redis_store import RedisStore
 from tempbench.ecu import generate_ecu, modify_ecu
 from tempbench.processing import (
@@ -293,7 +294,7 @@ def redis_reference(service: Any, prefix: str) -> Side:
         service=service.name,
         emulated=service.emulated,
         version=service_version(service.name),
-        client=f"redis-py {dist_version('redis')}",
+        client=f"redis-py {dist_version('redis')}, {parser_name(client, service.emulated)}",
         put=put,
         get=get,
         delete=lambda sid, kind: client.delete(key(sid, kind)),

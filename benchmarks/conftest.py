@@ -49,15 +49,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def record_throughput(benchmark, request: pytest.FixtureRequest) -> Callable[..., None]:
-    """``record(group, label, nbytes, reference=False)``, called after ``benchmark(...)``."""
+    """``record(group, label, nbytes, reference=False, seconds=None)``, called after
+    ``benchmark(...)``; ``seconds`` records another time than the benchmark's median (a
+    best-of-rounds figure, or a reference timed beside the benchmark, round by round)."""
 
-    def record(group: str, label: str, nbytes: int, reference: bool = False) -> None:
+    def record(group: str, label: str, nbytes: int, reference: bool = False,
+               seconds: float | None = None) -> None:
         stats = getattr(benchmark, "stats", None)
         if stats is None:  # --benchmark-disable: nothing was measured
             return
-        request.config.stash[_MEASURED].append(
-            Throughput(group, label, nbytes, stats.stats.median, reference)
-        )
+        median = stats.stats.median if seconds is None else seconds
+        request.config.stash[_MEASURED].append(Throughput(group, label, nbytes, median, reference))
 
     return record
 

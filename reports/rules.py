@@ -351,7 +351,8 @@ def _one_owner(criteria: Sequence[Criterion], path: Path) -> None:
 
 _CHECK_KEYS = frozenset({
     "id", "kind", "label", "select", "aggregate", "relative_to", "match_params", "higher_is_better",
-    "good", "warn", "format", "rationale", "ceiling_backend", "ceiling_factor", "harness_share_max", "when_all_failed",
+    "good", "warn", "format", "rationale", "ceiling_backend", "ceiling_factor", "harness_share_max",
+    "when_all_failed",
     "rate_emulated", "count_param", "from_medium", "applies_to", "zero_if", "scale", "unit",
 })
 

@@ -94,8 +94,9 @@ def _verdict(matrix: Matrix, profile: Profile) -> ProfileVerdict:
         Pending(b, missing[b] or tuple((c.id, UNMEASURED) for c in matrix.rules.criteria), _command(matrix, b, missing[b]))
         for b in ranking if tiers[b] == _PENDING
     )
-    # cells that could change this verdict: any blocking cell, and every cell of the leader
-    leaders = {b for b in ranking[:2]}
+    # cells that could change this verdict: any blocking cell (it can block or free a
+    # strategy), and every cell of the two leading strategies that are not out
+    leaders = set([b for b in ranking if tiers[b] != _BLOCKED][:2])
     borderline = tuple(
         (c.id, b) for c in matrix.rules.criteria for b in matrix.backends
         if matrix.cell(c.id, b).borderline and (c.id in profile.blocking or b in leaders)

@@ -108,10 +108,14 @@ class RedisMedium(Medium):
         tls = parts.scheme == "rediss"
         password = parts.password is not None
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         try:
+            # no retries: redis-py retries a refusal (AuthenticationError) with backoff
             anonymous = redis.Redis(host=parts.hostname or "127.0.0.1", port=parts.port or 6379,
-                                    ssl=tls, socket_timeout=2, socket_connect_timeout=2)
+                                    ssl=tls, socket_timeout=2, socket_connect_timeout=2,
+                                    retry=Retry(NoBackoff(), 0))
             anonymous.ping()
             answers = Say("med_redis_answers")
             anonymous.close()

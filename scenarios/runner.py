@@ -70,6 +70,8 @@ from backends import HARNESS_STORES, ServiceInfo, Store, get_store, parse_spec, 
 from scenarios.core import Row, RowStamp, RunFolder, Snapshot, safe_name, summary_rows
 from scenarios.workload import Workload
 from tempbench.evidence import Say, evidence_params
+from tempbench.processes import log_errors
+from tempbench.schema import ALL
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +382,7 @@ class Runner:
             ctx.progress(1.0, f"skipped: {reason}")
             return ScenarioResult(target.spec, name, "skipped", detail=reason)
         before = _footprint(store)
+        errors_before = _service_errors()
         began = time.monotonic()
         written = 0
         status, detail = "ok", ""
@@ -408,6 +411,7 @@ class Runner:
         if status == "ok" and self.stop.is_set():
             status = "interrupted"
         written += self.folder.append([_stamp_round(r, round_no) for r in _leftover_rows(ctx, before, _footprint(store))])
+        written += self.folder.append([_stamp_round(r, round_no) for r in _server_error_rows(ctx, errors_before, _service_errors())])
         shutil.rmtree(scratch, ignore_errors=True)
         return ScenarioResult(target.spec, name, status, written, detail,
                               round(time.monotonic() - began, 2))
@@ -479,6 +483,33 @@ def _footprint(store: Store) -> tuple[int, int] | str:
         return fp.objects, fp.bytes
     except Exception as exc:  # a footprint that cannot be read is reported as such
         return f"{type(exc).__name__}: {exc}"
+
+
+def _service_errors() -> dict[str, int]:
+    """Error lines per service in the services' logs so far (``tempbench.processes``)."""
+    return {service: found.count for service, found in log_errors().items()}
+
+
+def _server_error_rows(ctx: ScenarioContext, before: dict[str, int],
+                       after: dict[str, int]) -> list[Row]:
+    """What failed on the server side while this backend x scenario ran, one row per service.
+
+    Backends run one after another, so what a service logged meanwhile belongs to this
+    scenario; its figures include those requests (a client may have retried them).
+    """
+    rows = []
+    for service, count in sorted(after.items()):
+        new = count - before.get(service, 0)
+        if new <= 0:
+            continue
+        what = "requests answered with HTTP 5xx" if service == "moto" else "error lines"
+        rows.append(ctx.row(ALL, "error", "server_errors", new,
+                            "requests" if service == "moto" else "lines",
+                            {"service": service, "log": f"logs/{service}.log",
+                             "evidence": f"{service}: {new} {what} while {ctx.scenario} ran on "
+                                         f"{ctx.backend}; this scenario's figures include them "
+                                         f"(see logs/{service}.log)"}))
+    return rows
 
 
 def _leftover_rows(ctx: ScenarioContext, before: tuple[int, int] | str,

@@ -43,7 +43,7 @@ from rich.table import Table
 from backends.base import MiB
 from scenarios.app_path import app_cost_rows
 from scenarios.core import Row, RowStamp, RunFolder
-from tempbench import cli_checks, services
+from tempbench import cli_checks, processes, services
 from tempbench.evidence import Say, evidence_params
 from tempbench.schema import OUTCOMES
 from tempbench.webapp.server import AppServer, interrupt_on_termination
@@ -188,11 +188,11 @@ def run_locust(
     deadline = run_time_s + stop_timeout_s + 180  # start-up, workers joining, shutdown
     with ExitStack() as stack, open(f"{prefix}.log", "wb") as logfile:
         if expected == 0:
-            master = subprocess.Popen(headless, env=env, stdout=logfile, stderr=subprocess.STDOUT)
+            master = processes.spawn(headless, env=env, stdout=logfile)
             stack.callback(_reap, master)
         else:
             port = master_port or services.free_port()
-            master = subprocess.Popen(
+            master = processes.spawn(
                 [
                     *headless,
                     "--master",
@@ -203,15 +203,13 @@ def run_locust(
                 ],
                 env=env,
                 stdout=logfile,
-                stderr=subprocess.STDOUT,
             )
             stack.callback(_reap, master)
             for _ in range(workers):
-                worker = subprocess.Popen(
+                worker = processes.spawn(
                     [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
                     env=env,
                     stdout=logfile,
-                    stderr=subprocess.STDOUT,
                 )
                 stack.callback(_reap, worker)
         try:
@@ -366,6 +364,7 @@ def load_command(
     cli_checks.check_service_urls(redis_url, s3_endpoint_url, broker_url)
     cli_checks.check_writable_dir("--out", out or Path("results"))
     folder = RunFolder(out) if out else RunFolder.create("results")
+    processes.use_log_dir(folder.path / "logs")  # gunicorn, Celery, redis-server, moto
     with ExitStack() as stack:
         server: AppServer | None = None
         env = None

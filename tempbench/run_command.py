@@ -5,7 +5,10 @@ Resolves the services each backend needs (``--redis-url`` / ``--s3-endpoint-url`
 :class:`scenarios.runner.StoreFactory` per backend, runs every scenario with a progress bar
 per backend x scenario, and writes the run folder: ``results.csv`` (+ ``results.parquet``),
 ``histograms/``, ``run.json``. Ctrl-C stops cleanly: the current scenario ends early, cleans
-up, and everything measured so far is saved; a second Ctrl-C aborts at once.
+up, and everything measured so far is saved; a second Ctrl-C aborts at once. SIGTERM and
+SIGHUP abort at once: the current scenario cleans up, what was measured is saved, the
+services and workers the run started are stopped (and die with it even on SIGKILL,
+``tempbench.processes``). Their output goes to ``RUN/logs/<service>.log``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import secrets
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -47,6 +49,7 @@ from scenarios.runner import (
 )
 from scenarios.workload import WorkloadError, load_workload, parse_overrides
 from tempbench import cli_checks, services
+from tempbench.processes import log_errors, log_to_service_file, private_tempdir, use_log_dir
 
 log = logging.getLogger(__name__)
 console = Console()
@@ -127,7 +130,7 @@ def run(
         chosen = [name for name, why in available.items() if why is None]
     specs = [s.strip() for s in backends.split(",")] if backends else list(DEFAULT_BACKENDS)
     cli_checks.check_backends("--backends", specs)
-    specs = [canonical_spec(s) for s in specs]
+    specs = [canonical_spec(s) for s in specs]  # encrypted-disk -> its default variant
     cli_checks.check_service_urls(redis_url, s3_endpoint_url, broker_url)
     cli_checks.check_writable_dir("--out", out or Path("results"))
 
@@ -140,7 +143,9 @@ def run(
         _plain_output()
     folder = RunFolder(out, new_run_id()) if out else RunFolder.create("results")
     run_id = folder.run_id
-    store_dirs = Path(tempfile.mkdtemp(prefix=f"tempbench-run-{run_id}-"))
+    use_log_dir(folder.path / "logs")  # before any service starts
+    log_to_service_file("celery", "celery", "kombu")
+    store_dirs = private_tempdir(f"run-{run_id}-")
     params = {"processes": processes, "find_max": find_max, "slo": slo if find_max else None,
               "shared_root": str(shared_root) if shared_root else None}
     stop = threading.Event()
@@ -160,21 +165,33 @@ def run(
     console.print(f"run [bold]{run_id}[/bold] -> {folder.path}  (workload {wl.name}, "
                   f"scenarios {', '.join(chosen)})")
 
-    targets = [build_target(spec, store_dirs) for spec in specs]
-    runner = Runner(chosen, targets, wl, folder, seed=seed, params=params, stop=stop)
-    previous = _install_sigint(stop)
+    runner = Runner(chosen, [], wl, folder, seed=seed, params=params, stop=stop)
+    previous = _install_signals(stop)
     try:
+        runner.targets = [build_target(spec, store_dirs) for spec in specs]
         with (_ProgressBars() if console.is_terminal else _ProgressLines()) as progress:
             runner.on_progress = progress.update
             runner.on_result = progress.finished
             runner.run()
+    except KeyboardInterrupt as exc:  # a second Ctrl-C, SIGTERM or SIGHUP: saved below
+        aborted: KeyboardInterrupt | None = exc
+    else:
+        aborted = None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         shutil.rmtree(store_dirs, ignore_errors=True)
+        shutil.rmtree(folder.path / "scratch", ignore_errors=True)  # the runner's, if aborted
         info.update(_run_summary(runner, started, stop.is_set()))
         folder.write_run_json(info)
         folder.write_parquet()
+    if aborted is not None:
+        saved = f"what was measured is in {folder.csv_path}" if folder.csv_path.exists() else "no rows yet"
+        console.print(f"[yellow]aborted ({aborted or 'Ctrl-C'}); {saved}[/yellow]")
+        _print_service_errors(folder)
+        raise typer.Exit(130)
     _print_summary(runner, folder, info)
+    _print_service_errors(folder)
     if report:
         try:
             written = render_run(folder.path, lang=lang)
@@ -363,18 +380,43 @@ def _plain_output() -> None:
     console.width = PLAIN_WIDTH
 
 
-def _install_sigint(stop: threading.Event) -> Any:
-    previous = signal.getsignal(signal.SIGINT)
+def _install_signals(stop: threading.Event) -> dict[int, Any]:
+    """Ctrl-C stops after the current step (a second one aborts); SIGTERM/SIGHUP abort now.
 
-    def handler(signum: int, frame: Any) -> None:
+    Aborting raises KeyboardInterrupt in the main thread, so every ``finally`` runs: the
+    scenario's cleanup, the stores' close (which stops Celery workers), the run folder's
+    save. Setting ``stop`` first ends the scenario's worker threads too. A termination
+    signal arriving while that cleanup runs is ignored, so the cleanup can finish.
+    """
+    terminating = threading.Event()
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+
+    def on_interrupt(signum: int, frame: Any) -> None:
         if stop.is_set():
             raise KeyboardInterrupt  # second Ctrl-C: abort now
         stop.set()
         console.print("[yellow]Ctrl-C: stopping after the current step and saving what was "
                       "measured (Ctrl-C again to abort)[/yellow]")
 
-    signal.signal(signal.SIGINT, handler)
+    def on_termination(signum: int, frame: Any) -> None:
+        if terminating.is_set():
+            return
+        terminating.set()
+        stop.set()
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    signal.signal(signal.SIGTERM, on_termination)
+    signal.signal(signal.SIGHUP, on_termination)
     return previous
+
+
+def _print_service_errors(folder: RunFolder) -> None:
+    """One line per service that logged errors (their output is in RUN/logs, not here)."""
+    for errors in log_errors(folder.path / "logs").values():
+        what = "server errors (HTTP 5xx)" if errors.service == "moto" else "error lines"
+        console.print(f"[yellow]{errors.service}: {errors.count} {what}, see "
+                      f"{errors.path.relative_to(folder.path)}[/yellow]")
 
 
 def _print_summary(runner: Runner, folder: RunFolder, info: dict[str, Any]) -> None:

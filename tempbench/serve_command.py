@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from tempbench import cli_checks
+from tempbench.processes import log_dir
 from tempbench.webapp import DEFAULT_TTL_S
 from tempbench.webapp.server import AppServer, ServerError, interrupt_on_termination
 
@@ -52,7 +53,8 @@ def serve_command(
         console.print(
             f"Reference app ([bold]{backend}[/bold], {server.service['name']}"
             f"{', emulated' if server.service['emulated'] else ''}) on [bold]{server.url}[/bold] "
-            f"with {workers} gunicorn worker(s); files and logs under {server.workdir}. Ctrl-C stops it."
+            f"with {workers} gunicorn worker(s); files under {server.workdir}, service logs in "
+            f"{log_dir()} (removed on exit). Ctrl-C stops it."
         )
         while server.process is not None and server.process.poll() is None:
             time.sleep(0.5)

@@ -6,8 +6,8 @@ backend, the harness and the CLI agree and every figure can say what produced it
 Resolution order (DESIGN.md, "Real services, embedded defaults, honest labels"):
 
 - Redis: the ``url`` argument / ``REDIS_URL``; else a private ``redis-server`` on a free
-  127.0.0.1 port (no RDB, no AOF, its own temp dir), stopped at interpreter exit; else
-  fakeredis, labelled ``emulated``.
+  127.0.0.1 port with a random password (no RDB, no AOF, its own temp dir), stopped at
+  interpreter exit and tied to this process; else fakeredis, labelled ``emulated``.
 - S3: the ``endpoint_url`` argument / ``S3_ENDPOINT_URL``; else moto's ``ThreadedMotoServer``
   on a free 127.0.0.1 port (a real HTTP S3 API, but an emulator: labelled ``emulated``).
 - Celery broker: the ``broker_url`` argument / ``CELERY_BROKER_URL``; else the resolved
@@ -23,27 +23,27 @@ of its own (the caller stops it); :func:`reset_services` stops the cached ones.
 
 from __future__ import annotations
 
-import atexit
-import ctypes
 import importlib.metadata
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from tempbench import processes
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class ServiceError(RuntimeError):
 class RedisService:
     """A Redis that stores can talk to, and what it is."""
 
-    url: str
+    url: str = field(repr=False)  # it may carry a password; describe() masks it
     name: str
     """``redis-server 7.0.15``, ``fakeredis 2.41.0``, or ``redis at host:port (unreachable)``."""
     emulated: bool
@@ -112,9 +112,12 @@ class RedisService:
 class ManagedRedis:
     """A ``redis-server`` process that tempbench owns: started, stopped, restarted.
 
-    It binds 127.0.0.1 only, keeps its files in :attr:`dir`, and keeps its port across
-    :meth:`stop` / :meth:`start` so clients reconnect to the same URL after a restart
-    (the fault scenarios rely on this).
+    It binds 127.0.0.1 only, refuses clients without its random :attr:`password` (it is
+    in :attr:`url`, the one address stores and workers receive; :func:`redact_url` masks
+    it wherever it is printed or saved), keeps its files in :attr:`dir` (0700) and logs to
+    ``<log dir>/redis.log``. It keeps its port and password across :meth:`stop` /
+    :meth:`start` so clients reconnect to the same URL after a restart (the fault scenarios
+    rely on this).
     """
 
     port: int
@@ -122,11 +125,12 @@ class ManagedRedis:
     persistence: bool = False
     binary: str = "redis-server"
     process: subprocess.Popen | None = None
+    password: str = field(default_factory=lambda: secrets.token_hex(24), repr=False)
     _owns_dir: bool = True
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     @property
     def running(self) -> bool:
@@ -141,8 +145,15 @@ class ManagedRedis:
         if self.running:
             return self
         save = STOCK_SAVE if self.persistence else ""
+        # the password goes in a 0600 file, not on the command line that `ps` shows anyone
+        config = self.dir / "redis.conf"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"requirepass {self.password}\n")
+        log_path = processes.log_path("redis")
         args = [
             self.binary,
+            str(config),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--protected-mode", "yes",
@@ -151,17 +162,18 @@ class ManagedRedis:
             "--save", save,
             "--appendonly", "no",
             "--daemonize", "no",
-            "--logfile", str(self.dir / "redis.log"),
+            "--logfile", str(log_path),
         ]
-        # stderr goes to a file, not a pipe: a pipe nobody drains could block the server.
-        with (self.dir / "redis.stderr").open("ab") as stderr:
-            self.process = _spawn_tied_to_this_process(args, stderr)
+        # output goes to the log, not a pipe: a pipe nobody drains could block the server.
+        with log_path.open("ab") as out:
+            self.process = processes.spawn(args, stdout=out)
         try:
-            _wait_for_redis(self.url, self.process, self.dir / "redis.stderr")
+            _wait_for_redis(self.url, self.process, log_path)
         except ServiceError:
             self._kill()
             raise
-        log.info("started private redis-server pid %s on %s (dir %s)", self.process.pid, self.url, self.dir)
+        log.info("started private redis-server pid %s on %s (dir %s)", self.process.pid,
+                 redact_url(self.url), self.dir)
         return self
 
     def stop(self) -> None:
@@ -175,7 +187,7 @@ class ManagedRedis:
         except subprocess.TimeoutExpired:
             log.warning("redis-server pid %s ignored SIGTERM; killing it", self.process.pid)
             self._kill()
-        log.info("stopped private redis-server on %s", self.url)
+        log.info("stopped private redis-server on %s", redact_url(self.url))
 
     def pause(self) -> None:
         """Freeze the server (SIGSTOP): connections stay open but nothing answers."""
@@ -222,7 +234,7 @@ def start_redis_server(
     if binary is None:
         raise ServiceError("redis-server is not on PATH (Debian: apt-get install redis-server)")
     owns_dir = dir is None
-    data_dir = Path(tempfile.mkdtemp(prefix="tempbench-redis-")) if dir is None else Path(dir)
+    data_dir = processes.private_tempdir("redis-") if dir is None else Path(dir)
     attempts = 1 if port is not None else 3  # a free port can be taken before we bind it
     last: ServiceError | None = None
     for _ in range(attempts):
@@ -238,7 +250,7 @@ def start_redis_server(
         except ServiceError as exc:
             last = exc
             continue
-        _at_exit_of_this_process(server.cleanup)
+        processes.at_exit_of_this_process(server.cleanup)
         return server
     if owns_dir:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -264,7 +276,8 @@ def describe_redis_client(client: redis.Redis) -> RedisService:
         return _fake_redis_service(reason="fakeredis client supplied by the caller", server=server)
     kwargs = client.connection_pool.connection_kwargs
     host, port, db = kwargs.get("host", "?"), kwargs.get("port", "?"), kwargs.get("db", 0)
-    return _redis_from_client(client, f"redis://{host}:{port}/{db}", mode="client")
+    secret = ":***@" if kwargs.get("password") else ""  # only whether there is one matters here
+    return _redis_from_client(client, f"redis://{secret}{host}:{port}/{db}", mode="client")
 
 
 # --------------------------------------------------------------------------------- S3
@@ -324,13 +337,11 @@ class ManagedMoto:
             return self
         from moto.server import ThreadedMotoServer
 
-        # werkzeug prints one stderr line per request unless its logger is configured;
-        # under load that is noise, and a user who configured it keeps their setting.
-        werkzeug_log = logging.getLogger("werkzeug")
-        if werkzeug_log.level == logging.NOTSET:
-            werkzeug_log.setLevel(logging.WARNING)
+        processes.log_werkzeug_to_file("moto")
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         server.start()
+        # socketserver prints what escapes a request handler to stderr; log it instead
+        server._server.handle_error = processes.log_request_error
         self.port = server.get_host_and_port()[1]  # port 0 asks the OS for a free one
         self.server = server
         _wait_for_http(self.url)
@@ -357,7 +368,7 @@ def start_moto_server(port: int | None = None) -> ManagedMoto:
         raise ServiceError(f"moto[server] is not installed: {exc}") from exc
     except OSError as exc:
         raise ServiceError(f"could not start moto server on 127.0.0.1:{port or 0}: {exc}") from exc
-    _at_exit_of_this_process(server.stop)
+    processes.at_exit_of_this_process(server.stop)
     return server
 
 
@@ -403,7 +414,7 @@ def _is_moto(endpoint_url: str) -> bool:
 class BrokerService:
     """The Celery broker, and what it is."""
 
-    url: str
+    url: str = field(repr=False)
     name: str
     emulated: bool
     detail: dict[str, Any] = field(default_factory=dict)
@@ -614,6 +625,7 @@ def _redis_from_client(client: redis.Redis, url: str, mode: str) -> RedisService
     detail: dict[str, Any] = {
         "mode": mode,
         "reachable": True,
+        **_redis_exposure(url),
         "version": version,
         "maxmemory": memory.get("maxmemory"),
         "maxmemory_policy": memory.get("maxmemory_policy"),
@@ -626,6 +638,42 @@ def _redis_from_client(client: redis.Redis, url: str, mode: str) -> RedisService
     except redis.ResponseError as exc:  # managed services often disable CONFIG
         detail["config"] = f"CONFIG GET refused: {exc}"
     return RedisService(url=url, name=f"{product} {version}", emulated=False, detail=detail)
+
+
+def _redis_exposure(url: str) -> dict[str, Any]:
+    """Whether the server at ``url`` serves a client that has no password, said plainly.
+
+    A Redis that answers anyone lets every process that reaches it read every stored file,
+    run CONFIG or FLUSHALL, and push jobs into a Celery queue on it.
+    """
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or 6379}"
+    if parts.password is None and parts.username is None:
+        accepted = True  # we just read INFO without any credentials
+    else:
+        anonymous = redis.Redis(
+            host=parts.hostname or "127.0.0.1", port=parts.port or 6379, ssl=parts.scheme == "rediss",
+            socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S,
+            # a refusal is an AuthenticationError, which redis-py would retry with backoff
+            retry=Retry(NoBackoff(), 0),
+        )
+        try:
+            anonymous.ping()
+            accepted = True
+        except redis.AuthenticationError:
+            accepted = False
+        except redis.RedisError:
+            return {"unauthenticated_clients": "unknown"}
+        finally:
+            anonymous.close()
+    if not accepted:
+        return {"unauthenticated_clients": "refused"}
+    return {
+        "unauthenticated_clients": "accepted",
+        "exposure": f"redis at {where} accepts unauthenticated clients: any process that can "
+                    "reach it reads every stored file, runs CONFIG/FLUSHALL and can push jobs "
+                    "into a Celery queue on it",
+    }
 
 
 def _fake_redis_service(reason: str, server: Any = ...) -> RedisService:
@@ -662,7 +710,16 @@ def _start_moto_service() -> S3Service:
         endpoint_url=server.url,
         name=f"moto {_dist_version('moto')} emulator",
         emulated=True,
-        detail={"mode": "emulated", "server": "ThreadedMotoServer (HTTP on 127.0.0.1)"},
+        detail={
+            "mode": "emulated",
+            "server": "ThreadedMotoServer (HTTP on 127.0.0.1)",
+            # moto has no mode that keeps presigned URLs working and checks signatures
+            # (FACTS.md), so loopback is its only protection; said where it is recorded
+            "unauthenticated_clients": "accepted",
+            "exposure": f"moto at {urlsplit(server.url).netloc} checks no credentials or "
+                        "signatures: any local process can read, overwrite and delete every "
+                        "object (its /moto-api/data.json lists them all)",
+        },
         managed=server,
     )
 
@@ -694,60 +751,22 @@ def _amqp_name(url: str) -> str:
         return f"{parts.scheme} broker at {where} (unreachable: {type(exc).__name__})"
 
 
-def _at_exit_of_this_process(stop: Callable[[], None]) -> None:
-    """Run ``stop`` when this process exits, but not in forked children (Celery's prefork
-    pool): they inherit atexit handlers and would stop the parent's server."""
-    owner = os.getpid()
-
-    def stop_if_owner() -> None:
-        if os.getpid() == owner:
-            stop()
-
-    atexit.register(stop_if_owner)
-
-
-# Linux's PR_SET_PDEATHSIG ends a child when the thread that started it ends, so a server
-# started from it dies with this process even when atexit never runs (SIGTERM, SIGKILL).
-# Children are started from one long-lived thread so that a short-lived caller thread
-# ending does not take the server with it.
-_PR_SET_PDEATHSIG = 1
-_spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tempbench-spawner")
-
-
-def _spawn_tied_to_this_process(args: list[str], stderr: IO[bytes]) -> subprocess.Popen:
-    preexec = None
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-
-        def preexec() -> None:
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    def spawn() -> subprocess.Popen:
-        return subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            preexec_fn=preexec,
-        )
-
-    return _spawner.submit(spawn).result()
-
-
-def _wait_for_redis(url: str, process: subprocess.Popen, stderr: Path) -> None:
+def _wait_for_redis(url: str, process: subprocess.Popen, log_path: Path) -> None:
     client = redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                err = stderr.read_text(errors="replace")[-2000:]
+                err = log_path.read_text(errors="replace")[-2000:]
                 raise ServiceError(f"redis-server exited with {process.returncode}: {err.strip()}")
             try:
                 client.ping()
                 return
             except redis.ConnectionError:
                 time.sleep(0.02)
-        raise ServiceError(f"redis-server did not answer on {url} within {STARTUP_TIMEOUT_S} s")
+        raise ServiceError(
+            f"redis-server did not answer on {redact_url(url)} within {STARTUP_TIMEOUT_S} s"
+        )
     finally:
         client.close()
 

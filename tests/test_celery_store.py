@@ -235,3 +235,39 @@ def test_rabbitmq_broker_is_swappable(real_redis: services.RedisService) -> None
     _assert_no_process_alive(pids)
     with Connection(RABBITMQ_URL) as conn, pytest.raises(conn.channel_errors):
         conn.default_channel.queue_declare(queue, passive=True)  # the queue was deleted
+
+
+def test_pool_processes_die_when_their_worker_is_sigkilled(real_redis: services.RedisService) -> None:
+    with CeleryStore(inner="redis", url=real_redis.url, workers=1, concurrency=2) as orphaning:
+        _put_pair(orphaning, "orphan1")
+        job = orphaning.submit("orphan1", ttl_s=TTL_S, delay_s=30)
+        deadline = time.monotonic() + 30
+        while orphaning.status(job) != "started" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        main = psutil.Process(orphaning._pool._workers[0].process.pid)
+        pool = main.children()
+        assert len(pool) == 2
+        # no warm shutdown: the worker cannot stop its pool, and the busy pool process would
+        # only notice its parent is gone after its 30 s job
+        main.kill()
+        _assert_no_process_alive([p.pid for p in pool])
+        orphaning.delete_session("orphan1")
+
+
+def test_worker_output_goes_to_the_celery_log_with_its_errors_counted(
+    real_redis: services.RedisService, tmp_path
+) -> None:
+    from tempbench import processes
+
+    processes.use_log_dir(tmp_path)
+    try:
+        with CeleryStore(inner="redis", url=real_redis.url, workers=1) as logging_store:
+            logging_store.put("logged1", "original", b"only the original", TTL_S)
+            with pytest.raises(NotFound):
+                logging_store.wait(logging_store.submit("logged1", ttl_s=TTL_S), timeout=30)
+            logging_store.delete_session("logged1")
+    finally:
+        processes.use_log_dir(None)
+    text = (tmp_path / "celery.log").read_text()
+    assert "NotFound" in text  # the worker's own report of the failed job
+    assert processes.log_errors(tmp_path)["celery"].count >= 1

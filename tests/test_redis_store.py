@@ -8,9 +8,11 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import redis
+from redis.utils import HIREDIS_AVAILABLE
 
 from backends import (
     BackendUnavailable,
@@ -21,9 +23,10 @@ from backends import (
     StorageFull,
     StoreError,
 )
-from backends.redis_store import RedisStore
+from backends.redis_store import GRACE_VERSIONS, RedisStore, _rechunk
 from tempbench import services
 from tests.conftest import build_redis_store, unavailable
+from tests.reply_dropping_proxy import ReplyDroppingProxy
 
 KiB = 1024
 
@@ -67,7 +70,8 @@ def test_large_file_round_trips_through_chunk_keys_and_streams(store, raw) -> No
     data = os.urandom(5 * 16 * KiB + 123)
     assert store.put("s1", "original", io.BytesIO(data), ttl_s=60) == len(data)
     chunk_keys = [k for k in keys_of(raw, store) if k.count(":") == store.prefix.count(":") + 4]
-    assert len(chunk_keys) == 6
+    assert len(chunk_keys) == 5  # the sixth, chunk 0, is the head key read with the manifest
+    assert raw.strlen(f"{store.prefix}:s1:original:_head") == 16 * KiB
     assert store.get("s1", "original") == data
     with store.open("s1", "original") as stream:
         pieces = iter(lambda: stream.read(10 * KiB), b"")
@@ -93,46 +97,104 @@ def test_ttl_ends_the_data_on_the_server(store, raw) -> None:
     assert store.footprint().objects == 0
 
 
-def test_overwrite_drops_the_previous_version_chunks(store, raw) -> None:
-    store.put("s1", "original", os.urandom(3 * 16 * KiB), ttl_s=60)
+def test_overwrite_keeps_the_replaced_version_for_its_grace_period_only(request, raw) -> None:
+    store = build_redis_store(request, chunk_bytes=16 * KiB, grace_s=0.5)
+    old, new = os.urandom(3 * 16 * KiB), os.urandom(2 * 16 * KiB)
+    store.put("s1", "original", old, ttl_s=60)
     before = set(keys_of(raw, store))
-    new = os.urandom(2 * 16 * KiB)
+    stream = store.open("s1", "original")
+    start = stream.read(10 * KiB)  # a reader that started on the old version
     store.put("s1", "original", new, ttl_s=60)
-    after = set(keys_of(raw, store))
-    assert len(after) == 4  # index, manifest, two chunks of the new version
-    assert not (before - {f"{store.prefix}:s1:_kinds", f"{store.prefix}:s1:original"}) & after
+    assert start + stream.read() == old  # finishes with the old bytes, never a mix
     assert store.get("s1", "original") == new
+    base = f"{store.prefix}:s1"
+    kept = before - {f"{base}:_kinds", f"{base}:original", f"{base}:original:_head"}
+    assert len(kept) == 2  # chunks 1 and 2; chunk 0 came with the manifest
+    assert all(0 < raw.pttl(k) <= 500 for k in kept)  # readable for the grace period only
+    assert store.footprint().objects == 2  # the replaced version counts while it is kept
+    time.sleep(0.6)
+    after = set(keys_of(raw, store))
+    assert len(after) == 4 and not kept & after  # index, manifest, head and chunk 1 of the new
+    assert store.footprint().objects == 1
 
 
-def test_readers_see_the_old_or_the_new_file_never_a_mix(store) -> None:
-    versions = [bytes([n]) * (4 * 16 * KiB) for n in (0xAA, 0xBB)]
+def test_grace_period_never_outlives_the_replaced_versions_ttl(request, raw) -> None:
+    store = build_redis_store(request, chunk_bytes=16 * KiB, grace_s=30)
+    store.put("s1", "original", os.urandom(3 * 16 * KiB), ttl_s=0.4)
+    old_chunks = [k for k in keys_of(raw, store) if k.count(":") == store.prefix.count(":") + 4]
+    store.put("s1", "original", os.urandom(3 * 16 * KiB), ttl_s=60)
+    assert len(old_chunks) == 2 and all(0 < raw.pttl(k) <= 400 for k in old_chunks)
+
+
+def test_without_grace_the_replaced_version_goes_at_once(request, raw) -> None:
+    store = build_redis_store(request, chunk_bytes=16 * KiB, grace_s=0)
+    store.put("s1", "original", os.urandom(3 * 16 * KiB), ttl_s=60)
+    store.put("s1", "original", os.urandom(2 * 16 * KiB), ttl_s=60)
+    assert len(keys_of(raw, store)) == 4  # index, manifest, head and chunk 1 of the new one
+
+
+def test_a_file_overwritten_in_a_loop_keeps_a_bounded_number_of_replaced_versions(store, raw) -> None:
+    for _ in range(GRACE_VERSIONS + 5):
+        store.put("s1", "original", os.urandom(2 * 16 * KiB), ttl_s=60)
+    assert store.footprint().objects == 1 + GRACE_VERSIONS  # the file and its kept versions
+    chunk_keys = [k for k in keys_of(raw, store) if k.count(":") == store.prefix.count(":") + 4]
+    assert len(chunk_keys) == 1 + GRACE_VERSIONS  # chunk 1 of each (chunk 0: the head key)
+
+
+def test_delete_removes_replaced_versions_in_their_grace_period(store, raw) -> None:
+    for n in range(3):
+        store.put("s1", "original", os.urandom((2 + n) * 16 * KiB), ttl_s=60)
+    assert store.footprint().objects == 3
+    assert store.delete("s1", "original") is True
+    assert keys_of(raw, store) == []
+    for _ in range(2):
+        store.put("s2", "original", os.urandom(3 * 16 * KiB), ttl_s=60)
+    assert store.delete_session("s2") == 1
+    assert keys_of(raw, store) == []
+
+
+def test_readers_under_overwrite_by_three_writers_almost_never_fail(request) -> None:
+    """Issue 13 item 2: three writers replace one 2 MiB file while three readers read it.
+    Every read returns one whole version; a read may fail only in the race the grace period
+    does not cover (at most 1% of reads, the issue's bound), and never with NotFound."""
+    store = build_redis_store(request, chunk_bytes=256 * KiB)
+    versions = [os.urandom(2 * 1024 * KiB) for _ in range(6)]
     store.put("s1", "original", versions[0], ttl_s=60)
-    seen: list[bytes] = []
-    errors: list[BaseException] = []
+    reads_per_reader = 40
+    read: list[bytes] = []
+    failed: list[StoreError] = []
+    readers_done = threading.Event()
 
-    def write() -> None:
-        for n in range(60):
-            store.put("s1", "original", versions[n % 2], ttl_s=60)
+    def write(n: int) -> None:
+        while not readers_done.is_set():
+            for data in versions[n::3]:
+                store.put("s1", "original", data, ttl_s=60)
 
-    def read() -> None:
-        for _ in range(60):
+    def reader(n: int) -> None:
+        for i in range(reads_per_reader):
             try:
-                seen.append(store.get("s1", "original"))
-                with store.open("s1", "original") as stream:
-                    seen.append(stream.read())
+                if (i + n) % 2:
+                    read.append(store.get("s1", "original"))
+                else:
+                    with store.open("s1", "original") as stream:
+                        read.append(stream.read())
             except StoreError as exc:
-                # A reader that loses every race to the writer gets an error naming it,
-                # never bytes of two versions.
-                if "replaced" not in str(exc):
-                    errors.append(exc)
+                failed.append(exc)
 
-    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(3)]
-    for thread in threads:
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+    readers = [threading.Thread(target=reader, args=(n,)) for n in range(3)]
+    for thread in writers + readers:
         thread.start()
-    for thread in threads:
+    for thread in readers:
         thread.join()
-    assert not errors
-    assert seen and all(data in versions for data in seen)
+    readers_done.set()
+    for thread in writers:
+        thread.join()
+    total = 3 * reads_per_reader
+    assert len(read) + len(failed) == total
+    assert not [exc for exc in failed if isinstance(exc, NotFound)], failed
+    assert len(failed) <= total // 100, f"{len(failed)} of {total} reads failed: {failed[:3]}"
+    assert all(data in versions for data in read)  # whole versions, never a mix
 
 
 class _FailingStream(io.RawIOBase):
@@ -249,12 +311,100 @@ def test_missing_chunk_under_a_present_manifest_is_corrupt(store, raw) -> None:
         store.get("s1", "original")
 
 
+def _proxied_pair(request, proxy_args: dict) -> tuple[RedisStore, RedisStore, ReplyDroppingProxy]:
+    """A store talking through a reply-dropping proxy, and one talking to the server."""
+    direct = build_redis_store(request, chunk_bytes=16 * KiB, grace_s=0)
+    url = urlsplit(direct.redis_service.url)
+    proxy = ReplyDroppingProxy(url.hostname, url.port, **proxy_args)
+    request.addfinalizer(proxy.close)
+    proxied = RedisStore(url=proxy.url, prefix=direct.prefix, chunk_bytes=16 * KiB,
+                         socket_timeout=0.5, grace_s=0)
+    request.addfinalizer(proxied.close)
+    return proxied, direct, proxy
+
+
+@pytest.mark.parametrize("lossy", [1, 2], ids=["publish-reply-lost", "retry-reply-lost-too"])
+def test_put_whose_reply_is_lost_keeps_the_published_file(request, raw, lossy: int) -> None:
+    """Issue 13 item 1: the server runs the publish, its reply never arrives. Whether the
+    retry gets through (1) or also loses its reply (2), the put reports success (the cleanup
+    script finds the version published) and the new file is whole; before, the cleanup
+    deleted the published chunks and the manifest pointed at nothing."""
+    old, new = os.urandom(3 * 16 * KiB), os.urandom(3 * 16 * KiB)
+    proxied, direct, proxy = _proxied_pair(request, {"upload_bytes": len(new), "lossy": lossy})
+    direct.put("s1", "original", old, ttl_s=60)
+    assert proxied.put("s1", "original", new, ttl_s=60) == len(new)
+    assert proxy.dropped_connections == lossy  # the replies really were lost
+    assert direct.get("s1", "original") == new
+    assert direct.footprint().objects == 1  # no chunk set left behind
+
+
+def test_put_that_fails_after_a_lost_reply_leaves_a_whole_file(request, raw) -> None:
+    """Every reply lost once the upload is sent (a server that stalls for good while the
+    requests still arrive): the put fails typed, without blaming eviction, and a reader gets
+    the old file or the new one, never a manifest without its chunks."""
+    old, new = os.urandom(3 * 16 * KiB), os.urandom(3 * 16 * KiB)
+    proxied, direct, _ = _proxied_pair(request, {"upload_bytes": len(new), "sticky": True})
+    direct.put("s1", "original", old, ttl_s=60)
+    with pytest.raises(BackendUnavailable, match="Timeout") as failure:
+        proxied.put("s1", "original", new, ttl_s=60)
+    assert "evict" not in str(failure.value)
+    assert direct.get("s1", "original") in (old, new)
+    with direct.open("s1", "original") as stream:
+        assert stream.read() in (old, new)
+
+
+def test_cleanup_of_a_failed_put_spares_a_published_version(store, raw) -> None:
+    """The server-side check behind the two tests above, on its own: the cleanup script
+    removes a version's chunks only when no manifest names it."""
+    store.put("s1", "original", os.urandom(3 * 16 * KiB), ttl_s=60)
+    manifest = f"{store.prefix}:s1:original"
+    version = raw.getrange(manifest, 0, 255).split(b" ")[1].decode()
+    assert store._discard_chunks(manifest, version, 3) == "published"
+    assert len(store.get("s1", "original")) == 3 * 16 * KiB
+    raw.set(f"{manifest}:deadbeef:0", b"x", px=60_000)  # chunks of a put that never published
+    assert store._discard_chunks(manifest, "deadbeef", 1) == "discarded"
+    assert not raw.exists(f"{manifest}:deadbeef:0")
+
+
 def test_service_records_eviction_policy_and_persistence(store) -> None:
     info = store.service()
     assert info.emulated is False
     assert info.name.startswith("redis-server ")
     for setting in ("maxmemory", "maxmemory_policy", "save", "appendonly"):
         assert setting in info.detail
+
+
+def test_service_names_the_reply_parser_that_serves_it(request) -> None:
+    auto = build_redis_store(request)
+    python = build_redis_store(request, parser="python", chunk_bytes=16 * KiB)
+    expected = "hiredis " if HIREDIS_AVAILABLE else "redis-py "
+    assert auto.service().detail["parser"].startswith(expected)
+    assert auto.service().name.endswith(f"via {auto.service().detail['parser']}")
+    assert python.service().detail["parser"].endswith("Python parser")
+    data = os.urandom(40 * KiB)
+    python.put("s1", "original", data, ttl_s=60)
+    assert python.get("s1", "original") == data
+
+
+@pytest.mark.parametrize("options", [
+    {"parser": "cython"}, {"grace_s": -1}, {"grace_s": float("nan")},
+    {"parser": "python", "client": "a client"},
+], ids=["unknown-parser", "negative-grace", "nan-grace", "parser-with-client"])
+def test_bad_options_are_refused(options: dict) -> None:
+    with pytest.raises(ValueError):
+        RedisStore(**options)
+
+
+def test_views_of_the_callers_bytes_are_sent_without_copies(store) -> None:
+    data = bytearray(os.urandom(5 * 16 * KiB + 123))
+    pieces = list(_rechunk([memoryview(data)], 16 * KiB))
+    assert all(isinstance(p, memoryview) and p.obj is data for p in pieces)
+    assert b"".join(pieces) == data
+    straddling = list(_rechunk([data[:100], data[100:]], 16 * KiB))  # one copy per piece
+    assert b"".join(straddling) == data and all(len(p) == 16 * KiB for p in straddling[:-1])
+    for payload in (data, memoryview(data), bytes(data)):
+        store.put("s1", "original", payload, ttl_s=60)
+        assert store.get("s1", "original") == data
 
 
 def test_stopped_server_raises_backend_unavailable_then_recovers(own_server) -> None:

@@ -137,3 +137,14 @@ def test_a_store_named_without_its_variant_is_recorded_as_its_default_variant() 
     assert canonical_spec("encrypted-disk:fernet") == "encrypted-disk:fernet"
     assert canonical_spec("disk") == "disk"
     assert canonical_spec("nope") == "nope"
+
+
+def test_run_with_a_store_named_without_its_variant_fills_its_default_variants_column(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--scenarios", "static", "--backends", "encrypted-disk",
+                                      "--quick", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    run = load_run(out)
+    assert {r.backend for r in run.rows} == {"encrypted-disk:aesgcm-stream"}
+    cell = build_matrix(run).cell("complexity", "encrypted-disk:aesgcm-stream")
+    assert cell.rating != "unknown" and cell.row_ids

@@ -69,7 +69,27 @@ class NotForNull(WritesAndCleans):
         return None if ctx.reads_return_data else "needs real bytes"
 
 
-SCENARIOS = {cls.name: cls for cls in (WritesAndCleans, Leaks, Fails, RunsUntilStopped, NotForNull)}
+class MotoFails(WritesAndCleans):
+    """Makes the process's moto server fail two requests (it answers 500 to a malformed
+    tagging body, from inside its XML parser), as its put_object does under concurrency."""
+
+    name = "moto_fails"
+
+    def run(self, ctx: ScenarioContext) -> Iterator[Row]:
+        import requests
+
+        from tempbench import services
+
+        s3 = services.resolve_s3()
+        s3.client().create_bucket(Bucket="tb-runner-errors")
+        for _ in range(2):
+            requests.put(f"{s3.endpoint_url}/tb-runner-errors?tagging", data=b"<", timeout=10)
+        s3.client().delete_bucket(Bucket="tb-runner-errors")
+        yield ctx.row("upload", "ok", "count", 1, "ops")
+
+
+SCENARIOS = {cls.name: cls for cls in (WritesAndCleans, Leaks, Fails, RunsUntilStopped, NotForNull,
+                                       MotoFails)}
 
 
 @pytest.fixture(autouse=True)
@@ -225,6 +245,61 @@ def test_bad_workload_values_are_refused_naming_the_key(overrides: list[str], me
 def test_an_unknown_profile_lists_the_shipped_ones() -> None:
     with pytest.raises(WorkloadError, match="quick, review, soak"):
         load_workload("nonexistent")
+
+
+def test_server_errors_while_a_scenario_runs_are_counted_in_its_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tempbench import processes, run_command, services
+
+    monkeypatch.delenv(services.S3_ENDPOINT_ENV, raising=False)
+    processes.use_log_dir(tmp_path / "run" / "logs")
+    try:
+        runner, rows = _run(tmp_path, ["writes", "moto_fails"], [_disk(tmp_path)])
+        run_command._print_service_errors(RunFolder(tmp_path / "run"))
+    finally:
+        processes.use_log_dir(None)
+    counted = [r for r in rows if r.metric == "server_errors"]
+    assert [(r.scenario, r.value, r.unit, r.params["service"]) for r in counted] == [
+        ("moto_fails", 2, "requests", "moto")]
+    assert "this scenario's figures include them" in counted[0].params["evidence"]
+
+
+def test_the_run_prints_one_line_per_service_that_logged_errors(tmp_path: Path, capsys) -> None:
+    from tempbench import run_command
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    # two lines in the form werkzeug writes them under moto (see test_services for the real one)
+    (logs / "moto.log").write_text(
+        '2026-12-01 10:19:25,720 INFO 127.0.0.1 - - [01/Dec/2026 10:19:25] "PUT /b?tagging HTTP/1.1" 500 -\n' * 2)
+    (logs / "redis.log").write_text("1:M 01 Dec 2026 09:52:16.247 * Ready to accept connections\n")
+    run_command._print_service_errors(RunFolder(tmp_path))
+    out = capsys.readouterr().out
+    assert "moto: 2 server errors (HTTP 5xx), see logs/moto.log" in out
+    assert "redis" not in out
+
+
+def test_the_private_redis_password_is_in_no_saved_file(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tempbench import services
+
+    if services.redis_binary() is None:
+        pytest.skip("redis-server is not on PATH")
+    for name in (services.REDIS_URL_ENV, services.BROKER_URL_ENV):
+        monkeypatch.delenv(name, raising=False)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--scenarios", "load", "--backends", "redis,celery+redis",
+                                      "--out", str(out), *TINY, "--no-report"])
+    assert result.exit_code == 0, result.output
+    password = services.resolve_redis().managed.password
+    saved = [p for p in out.rglob("*") if p.is_file()]
+    assert out / "run.json" in saved and out / "results.csv" in saved
+    for path in saved:
+        assert password.encode() not in path.read_bytes(), path
+    assert password not in result.output
+    info = json.loads((out / "run.json").read_text())
+    assert info["services"]["redis"]["url"].startswith("redis://:***@127.0.0.1:")
+    assert info["services"]["redis"]["detail"]["unauthenticated_clients"] == "refused"
 
 
 # ---------------------------------------------------------------------- the command

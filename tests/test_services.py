@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from tempbench import services
+from tempbench import processes, services
 from tests.conftest import unavailable
 
 
@@ -44,7 +47,9 @@ def test_private_redis_server_is_resolved_once_per_process(no_service_env, redis
     assert services.resolve_redis() is first
     assert first.emulated is False
     assert first.name.startswith("redis-server ")
-    assert first.managed is not None and first.url.startswith("redis://127.0.0.1:")
+    assert first.managed is not None
+    assert first.url == f"redis://:{first.managed.password}@127.0.0.1:{first.managed.port}/0"
+    assert first.describe()["url"] == f"redis://:***@127.0.0.1:{first.managed.port}/0"
 
 
 def test_private_redis_server_binds_loopback_without_persistence(private_redis) -> None:
@@ -243,3 +248,92 @@ def test_backends_command_shows_what_would_serve_each_strategy(
     assert "served by" in result.output
     assert "[emulated]" in result.output  # the moto emulator is labelled
     assert services._cache == {}  # listing resolved (and started) nothing
+
+
+# ------------------------------------------------ what a private server exposes (issue 13.5)
+
+
+def test_private_redis_refuses_a_client_without_its_password(private_redis) -> None:
+    anonymous = redis.Redis(host="127.0.0.1", port=private_redis.port, socket_timeout=2)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.get("temp_file:s:original")
+    anonymous.close()
+    wrong = redis.Redis.from_url(f"redis://:guess@127.0.0.1:{private_redis.port}/0")
+    with pytest.raises(redis.AuthenticationError):
+        wrong.ping()
+    wrong.close()
+    assert services.resolve_redis(private_redis.url).detail["unauthenticated_clients"] == "refused"
+
+
+def test_private_redis_password_is_on_no_command_line_and_its_file_is_private(private_redis) -> None:
+    import psutil
+
+    assert len(private_redis.password) >= 32
+    assert private_redis.password not in " ".join(psutil.Process(private_redis.pid).cmdline())
+    config = private_redis.dir / "redis.conf"
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert private_redis.dir.stat().st_mode & 0o777 == 0o700
+    assert private_redis.password not in repr(services.resolve_redis(private_redis.url))
+
+
+def test_an_open_redis_the_user_supplies_is_described_as_exposed(redis_binary, tmp_path) -> None:
+    port = services.free_port()
+    open_server = subprocess.Popen(
+        [redis_binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _listening(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        detail = services.resolve_redis(f"redis://127.0.0.1:{port}/0").detail
+    finally:
+        open_server.terminate()
+        open_server.wait()
+    assert detail["unauthenticated_clients"] == "accepted"
+    assert f"redis at 127.0.0.1:{port} accepts unauthenticated clients" in detail["exposure"]
+
+
+def test_the_moto_server_says_it_checks_no_credentials(no_service_env) -> None:
+    detail = services.resolve_s3().describe()["detail"]
+    assert detail["unauthenticated_clients"] == "accepted"
+    assert "checks no credentials" in detail["exposure"]
+
+
+# ------------------------------------------------------- service output in files (issue 15.1)
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Iterator[Path]:
+    processes.use_log_dir(tmp_path / "logs")
+    yield tmp_path / "logs"
+    processes.use_log_dir(None)
+
+
+def test_moto_server_errors_go_to_its_log_not_the_terminal_and_are_counted(log_dir, capfd) -> None:
+    import requests
+
+    server = services.start_moto_server()
+    try:
+        s3 = services.S3Service(server.url, "moto", True)
+        s3.client().create_bucket(Bucket="tb-log-test")
+        # moto fails inside its XML parser on a malformed tagging body and answers 500
+        for _ in range(3):
+            answer = requests.put(f"{server.url}/tb-log-test?tagging", data=b"<unclosed", timeout=10)
+            assert answer.status_code == 500
+        assert requests.get(f"{server.url}/tb-log-test", timeout=10).status_code == 200
+    finally:
+        server.stop()
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "ExpatError" not in out + err
+    log_text = (log_dir / "moto.log").read_text()
+    assert "ExpatError" in log_text  # the traceback is kept, in the file
+    assert '"GET /tb-log-test HTTP/1.1" 200' not in log_text  # only failed requests are written
+    assert processes.log_errors(log_dir)["moto"].count == 3
+
+
+def test_a_redis_server_start_and_stop_log_no_error_line(log_dir, redis_binary) -> None:
+    server = services.start_redis_server()
+    server.cleanup()
+    assert "Ready to accept connections" in (log_dir / "redis.log").read_text()
+    assert "redis" not in processes.log_errors(log_dir)

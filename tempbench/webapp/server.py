@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ import psutil
 import requests
 
 from backends import parse_spec
-from tempbench import services
+from tempbench import processes, services
 from tempbench.webapp import (
     DEFAULT_MAX_CONTENT_LENGTH,
     DEFAULT_TTL_S,
@@ -50,6 +49,7 @@ from tempbench.webapp import (
 log = logging.getLogger(__name__)
 
 WSGI_APP = "tempbench.webapp.wsgi:app"
+GUNICORN_CONFIG = "python:tempbench.webapp.gunicorn_conf"
 ENCRYPTION_KEY_ENV = "TEMP_FILE_ENCRYPTION_KEY"
 
 
@@ -173,12 +173,12 @@ class AppServer:
 
     def _start(self) -> None:
         if self.workdir is None:
-            self.workdir = Path(tempfile.mkdtemp(prefix="tempbench-app-"))
+            self.workdir = processes.private_tempdir("app-")
             self._owns_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.tmpdir = self.workdir / "tmp"
         self.tmpdir.mkdir(mode=0o700, exist_ok=True)
-        self.log_path = self.workdir / "gunicorn.log"
+        self.log_path = processes.log_path("gunicorn")
         env = dict(os.environ)
         self.store_options, label = self._prepare(self.backend, env)
         if label is not None:
@@ -221,17 +221,14 @@ class AppServer:
             "--graceful-timeout", "10",
             "--log-level", "warning",
             "--error-logfile", "-",
+            "--config", GUNICORN_CONFIG,
             WSGI_APP,
         ]
         with self.log_path.open("ab") as logfile:
-            self.process = subprocess.Popen(
-                command,
-                env=self.env,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=logfile,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # stopped by us, not by the terminal's Ctrl-C
+            # own session: stopped by us, not by the terminal's Ctrl-C; tied to this process
+            # (and its workers to it, gunicorn_conf), so nothing outlives a killed tempbench
+            self.process = processes.spawn(
+                command, env=self.env, cwd=self.workdir, stdout=logfile, new_session=True
             )
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
