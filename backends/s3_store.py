@@ -87,6 +87,7 @@ from backends.base import (
     ttl_clock,
     validate_key,
 )
+from tempbench.evidence import Say
 
 if TYPE_CHECKING:
     from tempbench.services import S3Service
@@ -800,13 +801,14 @@ def _judge(observed: dict[str, dict[str, Any]], emulated: bool) -> tuple[dict[st
 
     def status(name: str) -> str:
         item = observed[name]
-        return f"{name}: HTTP {item['status']} ({'accepted' if item['accepted'] else 'refused'})"
+        return Say("s3_status", request=name, status=item["status"],
+                   answer=Say("s3_accepted" if item["accepted"] else "s3_refused"))
 
     def judge_family(family: str, valid: str, tampered: str, others: dict[str, str]) -> None:
         if not observed[valid]["accepted"]:
             for check in (f"{family}_signature", *others):
                 checks[check] = "not_verifiable"
-                evidence[check] = f"the endpoint refused even a valid request: {status(valid)}"
+                evidence[check] = Say("s3_valid_refused", status=status(valid))
             return
         signature_check = f"{family}_signature"
         if observed[tampered]["accepted"]:
@@ -815,16 +817,14 @@ def _judge(observed: dict[str, dict[str, Any]], emulated: bool) -> tuple[dict[st
             checks[signature_check] = "not_verifiable" if emulated else "fail"
             for check in others:
                 checks[check] = "not_verifiable"
-                evidence[check] = (
-                    f"the endpoint accepted a tampered signature ({status(tampered)}), so it "
-                    f"checks nothing a signature protects; {status(others[check])}"
-                )
+                evidence[check] = Say("s3_tampered_accepted", tampered=status(tampered),
+                                      status=status(others[check]))
         else:
             checks[signature_check] = "pass"
             for check, name in others.items():
                 checks[check] = "fail" if observed[name]["accepted"] else "pass"
-                evidence[check] = f"{status(name)}; control {status(valid)}"
-        evidence[signature_check] = f"{status(tampered)}; control {status(valid)}"
+                evidence[check] = Say("s3_with_control", status=status(name), control=status(valid))
+        evidence[signature_check] = Say("s3_with_control", status=status(tampered), control=status(valid))
 
     judge_family(
         "presigned_get",
@@ -841,7 +841,7 @@ def _judge(observed: dict[str, dict[str, Any]], emulated: bool) -> tuple[dict[st
     expired = observed["get_expired"]
     if checks["presigned_get_expiry"] == "fail" and not expired["server_clock_past_expiry"]:
         checks["presigned_get_expiry"] = "not_verifiable"
-        evidence["presigned_get_expiry"] += "; the server's clock had not passed the expiry yet"
+        evidence["presigned_get_expiry"] = Say("s3_clock_not_past", evidence=evidence["presigned_get_expiry"])
     return checks, evidence
 
 

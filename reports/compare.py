@@ -18,8 +18,9 @@ from reports.confidence import Stability, stability
 from reports.cost import estimate_costs, load_prices, load_profile
 from reports.data import Row, RunData, load_run, params_key
 from reports.matrix import Matrix, Rules, build_matrix, load_rules
+from tempbench.evidence import EVIDENCE_KEYS
 
-VOLATILE_PARAMS = frozenset({"duration_s", "evidence", "second", "processes"})
+VOLATILE_PARAMS = frozenset({"duration_s", "second", "processes", *EVIDENCE_KEYS})
 SKIPPED_METRIC_PREFIXES = ("ts_",)
 
 

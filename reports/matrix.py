@@ -41,6 +41,7 @@ from reports.rules import (
     parse_check,
 )
 from reports.sensitivity import cost_sensitivity, sensitivity_text
+from tempbench.evidence import localise
 
 __all__ = ["BAD", "GOOD", "RULES_PATH", "UNKNOWN", "WARN", "Cell", "Check", "Column", "Criterion",
            "Figure", "FindingsPolicy", "Matrix", "Profile", "Rules", "RulesError", "Selector",
@@ -63,7 +64,8 @@ class Figure:
     """The figure in words, per language (``{"en": "upload 0.42× disk", "es": ...}``)."""
     row_ids: tuple[int, ...] = ()
     emulated: bool = False
-    evidence: tuple[str, ...] = ()
+    evidence: tuple[Mapping[str, str], ...] = ()
+    """The evidence sentences of the rows it read, per language (like ``text``)."""
     notes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     unverifiable: bool = False
     """The rating rests on probes that could not be verified here (outcome not_verifiable)."""
@@ -278,7 +280,7 @@ class _Evaluator:
             text=text,
             row_ids=tuple(sorted({r.row_id for r in used})),
             emulated=emulated,
-            evidence=tuple(str(r.params["evidence"]) for r in rows if r.params.get("evidence")),
+            evidence=tuple(_evidence(r) for r in rows if r.params.get("evidence")),
             notes=notes,
             low=rounds.low if rounds else None,
             high=rounds.high if rounds else None,
@@ -422,9 +424,7 @@ class _Evaluator:
             text={"en": en, "es": es},
             row_ids=tuple(sorted(r.row_id for r, _ in rated)),
             emulated=any(r.emulated for r in cited),
-            evidence=tuple(
-                f"{r.operation} [{r.outcome}]: {r.params['evidence']}" for r in cited if r.params.get("evidence")
-            ),
+            evidence=tuple(_evidence(r, f"{r.operation} [{r.outcome}]: ") for r in cited if r.params.get("evidence")),
             unverifiable=any(r.outcome == "not_verifiable" for r in worst),
         )
 
@@ -527,6 +527,10 @@ _NOT_RATED = {
     "en": "emulator speed, not rated",
     "es": "velocidad de un emulador, sin calificar",
 }
+
+
+def _evidence(row: Row, prefix: str = "") -> dict[str, str]:
+    return {lang: prefix + localise(row.params, lang) for lang in LANGS}
 
 
 def _count_text(rows: list[Row], param: str, lang: str) -> str:

@@ -13,7 +13,8 @@ import csv
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -22,9 +23,11 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup, escape
 
 from reports import charts
-from reports.claims import ClaimResult, evaluate_claims
+from reports.answer import answer_lines
+from reports.claims import ClaimResult, evaluate_claims, summary_line
 from reports.claims_view import claims_view, write_claims_csv
 from reports.cost import CostReport, Estimate, estimate_costs, load_prices, load_profile
 from reports.data import Row, RunData, load_run
@@ -32,6 +35,7 @@ from reports.i18n import Messages
 from reports.matrix import GOOD, UNKNOWN, Cell, Matrix, build_matrix, load_rules
 from reports.review import AGREE, DISAGREE, NOT_MEASURED, ReviewMatrix, compare_review
 from reports.verdict import coverage, profile_lines, verdicts
+from tempbench.evidence import EVIDENCE_KEYS, localise
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ class Rendered:
     matrix_csv: Path
     report_html: Path
     claims_csv: Path
+    answer: tuple[str, ...] = ()
+    """The verdict, the review's agreement and a compact matrix, as lines for the terminal."""
 
 
 def render_run(
@@ -66,7 +72,9 @@ def render_run(
     out.mkdir(parents=True, exist_ok=True)
     report = Report.build(run, lang, rules_path=rules_path, prices_path=prices_path,
                           profile_path=profile_path)
-    paths = Rendered(out / "matrix.md", out / "matrix.csv", out / "report.html", out / "claims.csv")
+    paths = Rendered(out / "matrix.md", out / "matrix.csv", out / "report.html", out / "claims.csv",
+                     tuple(answer_lines(report.matrix, report.review, lang,
+                                        claims=summary_line(report.claims, lang))))
     paths.matrix_md.write_text(report.markdown(), encoding="utf-8")
     report.write_csv(paths.matrix_csv)
     write_claims_csv(paths.claims_csv, report.claims, lang)
@@ -109,7 +117,10 @@ class Report:
     # ---- outputs ------------------------------------------------------------------
 
     def html(self) -> str:
-        return _env().get_template("report.html.j2").render(**self.context())
+        env = _env()
+        symbol = env.get_template("_symbol.html.j2").make_module({"t": self.t}).symbol
+        env.filters["symbols"] = lambda text: _draw_symbols(text, symbol, self.matrix.rules.symbols)
+        return env.get_template("report.html.j2").render(**self.context())
 
     def markdown(self) -> str:
         return _env().get_template("matrix.md.j2").render(**self.context(charts=False))
@@ -178,7 +189,6 @@ class Report:
 
     def _verdict(self, emulated_backends: list[str]) -> dict[str, Any]:
         t, rules = self.t, self.matrix.rules
-        comparisons = self.review.comparisons
         profiles = []
         for v in verdicts(self.matrix):
             profiles.append({
@@ -196,14 +206,7 @@ class Report:
             })
         return {
             "profiles": profiles,
-            "review": t(
-                "review_summary",
-                agree=sum(c.status == AGREE for c in comparisons),
-                disagree=sum(c.status == DISAGREE for c in comparisons),
-                opposite=sum(c.opposite for c in comparisons),
-                unmeasured=sum(c.status == NOT_MEASURED for c in comparisons),
-                total=len(comparisons),
-            ),
+            "review": self.review.summary(t),
             "emulated": (
                 t("emulated_summary", badge=t("emulated"), backends=", ".join(emulated_backends))
                 if emulated_backends else ""
@@ -259,6 +262,7 @@ class Report:
                 row["cells"].append({
                     "claim": comp.claim.text,
                     "symbol": rules.symbol(rating),
+                    "rating": rating,
                     "status": comp.status,
                     "mark": "✘✘" if comp.opposite else marks[comp.status],
                     "anchor": comp.cell.anchor if comp.cell else "",
@@ -277,7 +281,7 @@ class Report:
                 "measured": t("measured_said", symbol=rules.symbol(cell.rating)),
                 "opposite": comp.opposite,
                 "figures": [t.pick(f.text) for f in cell.decisive],
-                "evidence": [e for f in cell.decisive for e in f.evidence][:6],
+                "evidence": [t.pick(dict(e)) for f in cell.decisive for e in f.evidence][:6],
                 "emulated": cell.emulated,
                 "anchor": cell.anchor,
                 "rows": list(cell.row_ids)[:12],
@@ -304,11 +308,12 @@ class Report:
                             "label": t.pick(f.label),
                             "text": t.pick(f.text),
                             "symbol": rules.symbol(f.rating),
+                            "rating": f.rating,
                             "decisive": f in cell.decisive,
                             "thresholds": checks[f.check_id].thresholds_text(t.lang),
                             "rows": list(f.row_ids),
                             "emulated": f.emulated,
-                            "evidence": list(f.evidence)[:8],
+                            "evidence": [t.pick(dict(e)) for e in f.evidence[:8]],
                             "notes": list(t.pick(dict(f.notes)) if f.notes else ()),
                         }
                         for f in cell.figures
@@ -320,7 +325,7 @@ class Report:
         cited = {i for cell in self.matrix.cells.values() for i in cell.row_ids}
         cited |= {i for e in self.costs.estimates.values() for i in e.row_ids}
         cited |= {i for c in self.claims for i in c.row_ids}
-        return [_row_view(self.run.by_id(i)) for i in sorted(cited)]
+        return [_row_view(self.run.by_id(i), self.t.lang) for i in sorted(cited)]
 
     def _services(self) -> list[dict[str, Any]]:
         seen: dict[tuple[str, str, bool], int] = {}
@@ -494,7 +499,7 @@ class Report:
                    _num(errors.get((backend, operation, size), 0))],
                 "rows": entry["ids"][:1],
             })
-        return {"headers": [t("operation"), "size", *wanted.values(), t("harness_share"), "errors"],
+        return {"headers": [t("operation"), t("size"), *wanted.values(), t("harness_share"), t("errors")],
                 "rows": out_rows}
 
     def _findings_table(self, part: pd.DataFrame) -> dict[str, Any]:
@@ -506,7 +511,7 @@ class Report:
             out_rows.append({
                 "backend": rec.backend, "emulated": bool(rec.emulated),
                 "cells": [rec.operation, f"{symbols.get(rec.outcome, '?')} {rec.outcome}",
-                          str(rec.params.get("evidence", ""))[:400]],
+                          localise(rec.params, t.lang)[:400]],
                 "rows": [int(rec.row_id)],
             })
         return {"headers": [t("probe"), t("outcome"), t("evidence")], "rows": out_rows}
@@ -518,11 +523,11 @@ class Report:
         for rec in part.itertuples():
             if rec.metric in skip or rec.metric.startswith("ts_"):
                 continue
-            params = {k: v for k, v in rec.params.items() if k != "evidence"}
+            params = {k: v for k, v in rec.params.items() if k not in EVIDENCE_KEYS}
             out_rows.append({
                 "backend": rec.backend, "emulated": bool(rec.emulated),
                 "cells": [rec.operation, rec.outcome, rec.metric, _num(rec.value), rec.unit,
-                          _params_text(params), str(rec.params.get("evidence", ""))[:300]],
+                          _params_text(params), localise(rec.params, t.lang)[:300]],
                 "rows": [int(rec.row_id)],
             })
         return {"headers": [t("operation"), t("outcome"), t("metric"), t("value"), t("unit"),
@@ -542,6 +547,16 @@ def _env() -> jinja2.Environment:
     )
     env.filters["md"] = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     return env
+
+
+def _draw_symbols(text: object, symbol: Callable[[str], str], symbols: Mapping[str, str]) -> Markup:
+    """``text`` HTML-escaped, each rating emoji in it replaced by the drawn symbol (the macro
+    of ``_symbol.html.j2``): messages, thresholds and the review's cells name ratings by emoji."""
+    by_emoji = {emoji: rating for rating, emoji in symbols.items()}
+    by_emoji.update({emoji.rstrip("\ufe0f"): rating for emoji, rating in list(by_emoji.items())})
+    pattern = "|".join(re.escape(e) for e in sorted(by_emoji, key=len, reverse=True))
+    parts = re.split(f"({pattern})", str(text))
+    return Markup("").join(Markup(symbol(by_emoji[p])) if p in by_emoji else escape(p) for p in parts)
 
 
 def _add(images: list[dict[str, Any]], png: bytes | None, caption: str, wide: bool = False) -> None:
@@ -570,13 +585,13 @@ def _histograms(run_dir: Path) -> Iterable[dict[str, Any]]:
             yield record
 
 
-def _row_view(row: Row) -> dict[str, Any]:
-    params = {k: v for k, v in row.params.items() if k != "evidence"}
+def _row_view(row: Row, lang: str) -> dict[str, Any]:
+    params = {k: v for k, v in row.params.items() if k not in EVIDENCE_KEYS}
     return {
         "id": row.row_id, "anchor": row.anchor, "backend": row.backend, "service": row.service,
         "emulated": row.emulated, "scenario": row.scenario, "operation": row.operation,
         "outcome": row.outcome, "metric": row.metric, "value": _num(row.value), "unit": row.unit,
-        "params": _params_text(params), "evidence": str(row.params.get("evidence", ""))[:400],
+        "params": _params_text(params), "evidence": localise(row.params, lang)[:400],
     }
 
 

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from reports.i18n import Messages
 from reports.matrix import BAD, GOOD, UNKNOWN, Cell, Matrix, Rules, RulesError
 
 CLAIMS_PATH = Path(__file__).parent / "review_claims.toml"
@@ -61,6 +62,17 @@ class ReviewMatrix:
     @property
     def agreements(self) -> list[Comparison]:
         return [c for c in self.comparisons if c.status == AGREE]
+
+    def summary(self, t: Messages) -> str:
+        """How far the review agrees, in one sentence (the report's verdict and the terminal)."""
+        return t(
+            "review_summary",
+            agree=len(self.agreements),
+            disagree=len(self.disagreements),
+            opposite=sum(c.opposite for c in self.comparisons),
+            unmeasured=sum(c.status == NOT_MEASURED for c in self.comparisons),
+            total=len(self.comparisons),
+        )
 
 
 def load_claims(path: str | Path | None = None) -> tuple[list[Claim], dict[str, str], dict[str, str], str]:

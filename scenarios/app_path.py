@@ -46,6 +46,7 @@ from backends import parse_spec
 from backends.base import MiB
 from scenarios.core import Row, RowStamp
 from scenarios.workload import parse_size
+from tempbench.evidence import Say, evidence_params
 from tempbench.webapp.guard import CSRF_HEADER
 
 log = logging.getLogger(__name__)
@@ -242,9 +243,9 @@ def _cost_rows(client: _Client, server: Any, stamp: RowStamp, sizes: list[int], 
     if direct and uploaded["presigned"] and cpu["through_app"] > 0:
         ratio = (cpu["presigned"] / uploaded["presigned"]) / (cpu["through_app"] / uploaded["through_app"])
         yield stamp.row("app_upload", "all", "presigned_to_through_app_cpu_ratio", ratio, "ratio",
-                        {"side": "app", "evidence": (
-                            f"app CPU {cpu['presigned']:.3f} s for {uploaded['presigned']:,} B presigned, "
-                            f"{cpu['through_app']:.3f} s for {uploaded['through_app']:,} B through the app")})
+                        {"side": "app", **evidence_params(Say(
+                            "app_cpu_ratio", presigned_s=cpu["presigned"], presigned_bytes=uploaded["presigned"],
+                            app_s=cpu["through_app"], app_bytes=uploaded["through_app"]))})
     yield app_stamp.row("upload", "ok", "accepted_share", accepted / tried if tried else 0.0, "share",
                     {"side": "app", "flow": "through_app", "tried": tried, "accepted": accepted, "sizes": sizes})
 
@@ -258,13 +259,12 @@ def _wall_rows(client: _Client, app_stamp: RowStamp, stamp: RowStamp, p: AppPath
     outcome = "ok" if response.ok else "quota" if response.status_code == 413 else "error"
     yield app_stamp.row("size_wall", outcome, "accepted", float(response.ok), "flag", {
         **base, "side": "app", "flow": "through_app",
-        "evidence": f"HTTP {response.status_code} for {p.wall:,} B through the app behind a "
-                    f"{p.body_limit_bytes:,}-byte proxy limit"})
+        **evidence_params(Say("app_wall", status=response.status_code, size=p.wall, limit=p.body_limit_bytes))})
     if direct:
         ok, why = client.presigned_upload("modified", payload)
         yield stamp.row("size_wall", "ok" if ok else "error", "accepted", float(ok), "flag", {
             **base, "flow": "presigned",
-            "evidence": f"{p.wall:,} B by presigned POST straight to the bucket: {why}"})
+            **evidence_params(Say("app_wall_presigned", size=p.wall, why=why))})
     client.call("DELETE", "/api/session")
 
 
@@ -295,8 +295,8 @@ def _processing_rows(inline: _Client, queued: _Client, stamp: RowStamp, sizes: t
                     yield stamp.row("upload_then_process", "all", "queued_to_inline_ratio",
                                     figures["queued"] / figures["inline"], "ratio", {
                                         "phase": phase, "statistic": statistic, "size": label,
-                                        "evidence": f"queued {figures['queued'] * 1000:.1f} ms, "
-                                                    f"inline {figures['inline'] * 1000:.1f} ms"})
+                                        **evidence_params(Say("app_queued_inline", queued_ms=figures["queued"] * 1000,
+                                                              inline_ms=figures["inline"] * 1000))})
 
 
 def _upload_then_process(client: _Client, pair: tuple[bytes, bytes], timeout_s: float) -> tuple[float, float]:

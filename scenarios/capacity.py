@@ -30,6 +30,7 @@ import psutil
 
 from backends.base import KiB, Store, StoreError
 from scenarios.core import Row
+from tempbench.evidence import Say, evidence_params
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class CapacityScenario:
         for size in sizes:
             if size not in measurable:
                 yield ctx.row("put", "not_applicable", "medium_bytes_per_payload_byte", math.nan, "ratio",
-                              {"size_bytes": size, "evidence": f"over the store's {limit}-byte object limit"})
+                              {"size_bytes": size, **evidence_params(Say("cap_over_limit", limit=limit))})
         for i, size in enumerate(measurable):
             if ctx.stop.is_set():
                 return
@@ -103,7 +104,7 @@ class CapacityScenario:
                 payload_bytes += store.put(session_id, "original", self.rng.randbytes(size), PROBE_TTL_S)
             except StoreError as exc:
                 yield ctx.row("put", "error", "medium_bytes_per_payload_byte", math.nan, "ratio",
-                              {"size_bytes": size, "evidence": f"put of {size} B failed: {exc}"})
+                              {"size_bytes": size, **evidence_params(Say("cap_put_failed", size=size, error=str(exc)))})
                 return
         after = store.footprint()
         for session_id in sessions:
@@ -115,8 +116,8 @@ class CapacityScenario:
             "payload_bytes": payload_bytes,
             "medium_bytes": grown,
             "objects": after.objects - before.objects,
-            "evidence": (f"{len(sessions)} files of {size} B (incompressible): the medium grew by "
-                         f"{grown} B and {after.objects - before.objects} objects, read by footprint()"),
+            **evidence_params(Say("cap_overhead", files=len(sessions), size=size, grown=grown,
+                                  objects=after.objects - before.objects)),
         })
 
     def _largest(self, ctx: Any, store: Store, up_to: int) -> Iterator[Row]:
@@ -137,9 +138,9 @@ class CapacityScenario:
         yield ctx.row("put", "ok" if accepted else "quota", "largest_put_accepted_bytes", accepted, "bytes", {
             "tried_up_to": up_to,
             "first_refused": refused,
-            "evidence": (f"largest payload accepted: {accepted} B" + (
-                f"; refused at {refused} B (bisected to {BISECT_RESOLUTION_BYTES} B)" if refused
-                else f"; every size up to {up_to} B accepted")),
+            **evidence_params(Say("cap_largest", accepted=accepted, then=(
+                Say("cap_refused_at", refused=refused, resolution=BISECT_RESOLUTION_BYTES) if refused
+                else Say("cap_all_accepted", up_to=up_to)))),
         })
 
     def _accepts(self, store: Store, session_id: str, size: int) -> bool:
@@ -157,8 +158,7 @@ class CapacityScenario:
         pids = [p for p in _worker_pids(store) if p != psutil.Process().pid]
         if not pids:
             yield ctx.row("job", "not_verifiable", "cpu_s_per_job", math.nan, "s", {
-                "evidence": "the workers run inside the harness process (in-memory fallback): "
-                            "their CPU time cannot be separated from the harness's"})
+                **evidence_params(Say("cap_in_process_workers"))})
             return
         for size in sizes:
             if ctx.stop.is_set():
@@ -180,8 +180,7 @@ class CapacityScenario:
                 "size_bytes": size,
                 "jobs": len(jobs),
                 "worker_pids": pids,
-                "evidence": (f"{len(jobs)} jobs on two {size}-byte images: the worker processes "
-                             f"{pids} used {cpu:.4f} CPU s (/proc schedstat, or psutil's user + system), idle work included"),
+                **evidence_params(Say("cap_cpu_per_job", jobs=len(jobs), size=size, pids=repr(pids), cpu=cpu)),
             })
 
     def _session(self, name: str) -> str:

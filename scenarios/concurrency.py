@@ -54,6 +54,7 @@ from backends import Quota, Store, StoreError
 from scenarios.core import EXAMPLES_KEPT, Row, classify
 from scenarios.runner import ScenarioContext, StoreFactory, run_threads, start_spawned
 from scenarios.workload import ConcurrencyParams
+from tempbench.evidence import Say, evidence_params
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +149,11 @@ class ConcurrencyScenario:
         yield from _counts(ctx, "isolation", "writes", writes)
         yield from _counts(ctx, "isolation", "reads", reads)
         n = sum(cross.values())
-        evidence = (f"{len(sids)} sessions wrote a {size}-byte file each and re-read it for "
-                    f"{p.duration_s} s: {sum(reads.values())} reads, {n} returned another "
-                    "session's file" + (f" ({dict(cross.most_common(3))})" if n else ""))
+        evidence = Say("conc_isolation", sessions=len(sids), size=size, duration_s=p.duration_s,
+                       reads=sum(reads.values()), n=n, which=f" ({dict(cross.most_common(3))})" if n else "")
         yield ctx.row("isolation", "pass" if n == 0 and reads["ok"] else "fail",
                       "cross_session_reads", n, "reads",
-                      {"evidence": evidence, "sessions": len(sids), "payload_bytes": size})
+                      {**evidence_params(evidence), "sessions": len(sids), "payload_bytes": size})
 
     # ---- same-key race ---------------------------------------------------------------
 
@@ -204,14 +204,12 @@ class ConcurrencyScenario:
         torn = reads["corrupt"]
         yield from _counts(ctx, "same_key_race", "writes", writes)
         yield from _counts(ctx, "same_key_race", "reads", reads)
-        evidence = (f"{p.writers} writers and {p.readers} readers on one key for {p.duration_s} s "
-                    f"with distinct {size}-byte payloads: {sum(reads.values())} reads, {torn} "
-                    "matched no payload any writer started")
-        if torn_sizes:
-            evidence += f" (sizes of torn reads: {sorted(set(torn_sizes))[:5]})"
+        evidence = Say("conc_same_key", writers=p.writers, readers=p.readers, duration_s=p.duration_s,
+                       size=size, reads=sum(reads.values()), torn=torn,
+                       sizes=Say("conc_torn_sizes", sizes=repr(sorted(set(torn_sizes))[:5])) if torn_sizes else "")
         yield ctx.row("same_key_race", "pass" if torn == 0 and reads["ok"] else "fail",
                       "torn_reads", torn, "reads",
-                      {"evidence": evidence, "writers": p.writers, "readers": p.readers,
+                      {**evidence_params(evidence), "writers": p.writers, "readers": p.readers,
                        "payload_bytes": size})
 
     # ---- cleanup race ------------------------------------------------------------------
@@ -286,12 +284,11 @@ class ConcurrencyScenario:
         yield from _counts(ctx, "cleanup_race", "reads", reads)
         yield from _counts(ctx, "cleanup_race", "sweeps", sweeps)
         gone = reads["not_found"] + reads["expired"]
-        evidence = (f"{writes['ok']} files with a {ttl} s TTL, written two every {ttl / 4} s, "
-                    f"read by {p.readers} threads while sweep() ran {sum(sweeps.values())} times: "
-                    f"{reads['ok']} full reads, {gone} NotFound/Expired, {partial} partial, "
-                    f"{corrupt} other bytes")
+        evidence = Say("conc_cleanup", files=writes["ok"], ttl_s=ttl, every_s=ttl / 4, readers=p.readers,
+                       sweeps=sum(sweeps.values()), full=reads["ok"], gone=gone, partial=partial,
+                       corrupt=corrupt)
         outcome = "pass" if partial == 0 and corrupt == 0 and reads["ok"] else "fail"
-        params = {"evidence": evidence, "ttl_s": ttl, "payload_bytes": size}
+        params = {**evidence_params(evidence), "ttl_s": ttl, "payload_bytes": size}
         yield ctx.row("cleanup_race", outcome, "partial_reads", partial, "reads", params)
         yield ctx.row("cleanup_race", outcome, "corrupt_reads", corrupt, "reads", params)
         yield ctx.row("cleanup_race", outcome, "bad_reads", partial + corrupt, "reads", params)
@@ -332,11 +329,9 @@ class ConcurrencyScenario:
                 store.delete_session(sid)
         yield from _counts(ctx, "quota_race", "puts", puts)
         overshoot = max(0, worst - limit)
-        evidence = (f"{QUOTA_ROUNDS} rounds of {p.quota_threads} simultaneous puts of distinct "
-                    f"kinds into one session with a {limit}-file quota: {puts['ok']} accepted, "
-                    f"{puts['quota']} refused; at most {worst} files readable on the medium "
-                    f"afterwards; footprint object deltas {footprint_deltas}")
-        params = {"evidence": evidence, "quota_files": limit, "threads": p.quota_threads,
+        evidence = Say("conc_quota", rounds=QUOTA_ROUNDS, threads=p.quota_threads, limit=limit,
+                       accepted=puts["ok"], refused=puts["quota"], worst=worst, deltas=repr(footprint_deltas))
+        params = {**evidence_params(evidence), "quota_files": limit, "threads": p.quota_threads,
                   "rounds": QUOTA_ROUNDS, "footprint_objects_deltas": footprint_deltas}
         outcome = "pass" if overshoot == 0 and puts["ok"] else "fail"
         yield ctx.row("quota_race", outcome, "files_on_medium", worst, "files", params)
@@ -357,20 +352,19 @@ class ConcurrencyScenario:
             if p.shared_root or ctx.params.get("shared_root"):
                 shared = Path(p.shared_root or ctx.params["shared_root"])
                 overrides_a = overrides_b = {"root": str(shared)}
-                layout = f"both instances use the shared root {shared}"
+                layout = Say("conc_shared_root", root=str(shared))
             else:
                 roots = [ctx.scratch / "instance-a", ctx.scratch / "instance-b"]
                 self.extra_roots.extend(roots)
                 overrides_a, overrides_b = {"root": str(roots[0])}, {"root": str(roots[1])}
-                layout = "each instance has its own root directory (separate hosts)"
+                layout = Say("conc_own_roots")
         elif _client_side(ctx.store):
             # Every instance of a deployment shares the app's SECRET_KEY; the client's cookie
             # jar is what travels between them.
             overrides_a = overrides_b = {"secret_key": secrets.token_hex(32)}
-            layout = ("both instances share the app's secret key, as a deployment must; "
-                      "the client's cookies are replayed to instance B")
+            layout = Say("conc_shared_secret")
         else:
-            layout = "each instance builds its own store object from the same configuration"
+            layout = Say("conc_same_configuration")
         sids = [self._session(f"inst{i}") for i in range(p.multi_instance_files)]
         size = _fit(ctx.store, ISOLATION_PAYLOAD_BYTES)
         report = run_two_instances(factory, overrides_a, overrides_b, sids, size, ctx.seed)
@@ -381,14 +375,13 @@ class ConcurrencyScenario:
         if "not_verifiable" in report:
             outcome, evidence = "not_verifiable", report["not_verifiable"]
         elif "error" in report:
-            outcome, evidence = "not_verifiable", f"the instances did not complete: {report['error']}"
+            outcome, evidence = "not_verifiable", Say("conc_instances_failed", error=report["error"])
         else:
             outcome = "pass" if reads["ok"] == len(sids) else "fail"
-            evidence = (f"instance A (pid {report['pid_a']}) wrote {len(sids)} files; instance B "
-                        f"(pid {report['pid_b']}) read {reads['ok']} of them intact "
-                        f"(outcomes {dict(reads)}); {layout}; the store declares "
-                        f"shared_across_instances={expected}")
-        params["evidence"] = evidence
+            evidence = Say("conc_multi_instance", pid_a=report["pid_a"], files=len(sids),
+                           pid_b=report["pid_b"], ok=reads["ok"], outcomes=repr(dict(reads)),
+                           layout=layout, expected=expected)
+        params.update(evidence_params(evidence))
         yield ctx.row("multi_instance", outcome, "cross_instance_reads", reads["ok"], "files", params)
         if outcome != "not_verifiable":
             yield ctx.row("multi_instance", outcome, "cross_instance_read_share",
@@ -493,12 +486,7 @@ def _instance_b(factory: StoreFactory, overrides: dict[str, Any], from_parent: A
             if written["client_side"]:
                 importer = getattr(store, "import_client_state", None)
                 if written["client_state"] is None or not callable(importer):
-                    to_parent.put(("not_verifiable", (
-                        f"{store.name} keeps files in the client's cookie jar, which travels with "
-                        "each request to whichever instance serves it (sharing then depends only "
-                        "on both instances having the same secret key); the simulated jar lives "
-                        "inside the store object and the store offers no export/import of the "
-                        "client's state, so the harness cannot replay it to a second process")))
+                    to_parent.put(("not_verifiable", Say("conc_client_jar", store=store.name)))
                     return
                 importer(written["client_state"])
             reads = Tally()

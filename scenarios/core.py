@@ -44,6 +44,7 @@ import psutil
 from hdrh.histogram import HdrHistogram
 
 from backends.base import StoreError
+from tempbench.evidence import Say, evidence_params
 from tempbench.schema import ALL, COLUMNS
 
 log = logging.getLogger(__name__)
@@ -562,12 +563,6 @@ def summary_rows(
     return rows
 
 
-HARNESS_SHARE_EVIDENCE = (
-    "measured: the load workers' time per operation spent outside store calls (building and "
-    "streaming the payload, checking the read-back, recording) over their whole time for it"
-)
-
-
 def harness_shares(snapshot: Snapshot) -> dict[str, float]:
     """Operation -> the harness's measured share of its time (``all``: top-level operations)."""
     return {op: (total - store) / total for op, (total, store) in _split_totals(snapshot).items()}
@@ -582,22 +577,16 @@ def _split_totals(snapshot: Snapshot) -> dict[str, tuple[int, int]]:
     return out
 
 
-WORKER_RATE_EVIDENCE = (
-    "ok bytes of the operation over the seconds the load workers spent on it (store call and "
-    "harness), so the other operations of the mix do not dilute it"
-)
-
-
 def _split_rows(snapshot: Snapshot, stamp: RowStamp, params: dict[str, Any]) -> Iterator[Row]:
     """``harness_share`` (and ``worker_mb_per_s`` where bytes moved) per split operation."""
     for operation, (total, store) in _split_totals(snapshot).items():
         p = {**params, "harness_ns": total - store, "store_ns": store}
         yield stamp.row(operation, ALL, "harness_share", (total - store) / total, "ratio",
-                        {**p, "evidence": HARNESS_SHARE_EVIDENCE})
+                        {**p, **evidence_params(Say("core_harness_share"))})
         moved = snapshot.nbytes.get((operation, "ok"), 0)
         if moved and operation != ALL:
             yield stamp.row(operation, "ok", "worker_mb_per_s", moved / MB / (total / NS_PER_S),
-                            "MB/s", {**p, "evidence": WORKER_RATE_EVIDENCE})
+                            "MB/s", {**p, **evidence_params(Say("core_worker_rate"))})
 
 
 def _latency_rows(

@@ -49,6 +49,7 @@ from scenarios.core import Recorder
 from scenarios.fault_proxy import FaultProxy
 from scenarios.runner import run_threads
 from scenarios.security import Finding
+from tempbench.evidence import Say
 
 log = logging.getLogger(__name__)
 
@@ -87,20 +88,20 @@ class FaultsScenario:
         name, _ = parse_spec(ctx.backend)
         plan: list[tuple[str, Callable[[], Iterator[Any]] | None, str]] = [
             ("service_down", (lambda: self._service_down(ctx, name)) if name in ("redis", "s3") else None,
-             "only the redis and s3 strategies talk to a service tempbench can stop"),
+             Say("fault_na_service_down")),
             ("disk_full", (lambda: self._disk_full(ctx)) if ctx.store_factory.has_root else None,
-             "not kept in a directory of the local filesystem"),
+             Say("fault_na_disk_full")),
             ("s3_throttle", (lambda: self._s3_throttle(ctx)) if name == "s3" else None,
-             "not an S3 store"),
+             Say("fault_na_s3_throttle")),
             ("worker_kill", (lambda: self._worker_kill(ctx)) if name == "celery" else None,
-             "no Celery workers"),
+             Say("fault_na_worker_kill")),
         ]
         for i, (fault, run, reason) in enumerate(plan):
             if ctx.stop.is_set():
                 return
             ctx.progress(i / len(plan), fault)
             if run is None:
-                yield from Finding(fault, "not_applicable", f"{ctx.backend}: {reason}").rows(ctx.stamp)
+                yield from Finding(fault, "not_applicable", Say("fault_na", backend=ctx.backend, reason=reason)).rows(ctx.stamp)
                 continue
             yield from run()
         ctx.progress(1.0, "done")
@@ -146,14 +147,14 @@ class FaultsScenario:
         size_mib = int(self.settings["disk_full_mib"])
         if os.geteuid() != 0:
             yield from Finding("disk_full", "not_verifiable",
-                               "needs root to mount a tmpfs; skipped").rows(ctx.stamp)
+                               Say("fault_needs_root")).rows(ctx.stamp)
             return
         mountpoint = ctx.scratch / "tmpfs"
         try:
             mount = self._stack.enter_context(tmpfs(mountpoint, size_mib))
         except OSError as exc:
             yield from Finding("disk_full", "not_verifiable",
-                               f"could not mount a {size_mib} MiB tmpfs: {exc}").rows(ctx.stamp)
+                               Say("fault_no_tmpfs", size_mib=size_mib, error=str(exc))).rows(ctx.stamp)
             return
         store = ctx.make_store(root=mount / "root")
         try:
@@ -293,22 +294,20 @@ def service_down(ctx: Any, store: Store, server: Any, settings: dict[str, Any],
         verdict = "not_verifiable"
     yield from Finding(
         "fails_fast", verdict,
-        f"{what} stopped for {settings['outage_s']} s under load: outcomes during the outage "
-        f"{outcomes}; " + (f"{len(hung)} operations hung over {HANG_S} s; " if hung else "")
-        + (f"first success {recovery:.2f} s after the restart" if first_ok_after
-           else f"no success within {HANG_S} s of the restart")
-        + f"; longest single operation {longest:.2f} s",
+        Say("fault_outage", what=what, outage_s=settings["outage_s"], outcomes=repr(outcomes),
+            hung=Say("fault_hung", n=len(hung), hang_s=HANG_S) if hung else "",
+            recovery=(Say("fault_recovered", s=recovery) if first_ok_after
+                      else Say("fault_not_recovered", hang_s=HANG_S)), longest=longest),
     ).rows(ctx.stamp, params)
     if persistence is False:
-        note = "a Redis without persistence restarts empty"
+        note = Say("fault_note_no_persistence")
     elif persistence:
-        note = "stock snapshot schedule: SIGTERM makes redis-server save dump.rdb before exiting"
+        note = Say("fault_note_snapshot")
     else:
-        note = "moto keeps its data in the harness process across a restart (emulator)"
+        note = Say("fault_note_moto")
     yield from Finding(
         "data_loss", "fail" if lost else "pass",
-        f"{lost} of {len(before_stop)} writes acknowledged before the stop were gone after the "
-        f"restart ({note})",
+        Say("fault_data_loss", lost=lost, acknowledged=len(before_stop), note=note),
     ).rows(ctx.stamp, params)
 
 
@@ -344,18 +343,16 @@ def disk_full(ctx: Any, store: Store, size_mib: int) -> Iterator[Any]:
                   "count", params)
     yield from Finding(
         "storage_full_typed", "pass" if outcome == "full" else "fail",
-        f"{len(ok)} puts of 1 MiB fitted in a {size_mib} MiB tmpfs; the next one ended "
-        f"'{outcome}'" + (f" ({type(failure.error).__name__}: {failure.error})" if failure else ""),
+        Say("fault_disk_full", puts=len(ok), size_mib=size_mib, outcome=outcome,
+            error=f" ({type(failure.error).__name__}: {failure.error})" if failure else ""),
     ).rows(ctx.stamp, params)
     yield from Finding(
         "no_partial_file", "pass" if not extra and not damaged else "fail",
-        f"after the failed put the medium held {len(files)} files for {len(ok)} acknowledged "
-        f"puts ({extra} unaccounted for); acknowledged files not reading back intact: "
-        f"{len(damaged)}",
+        Say("fault_partial_files", files=len(files), puts=len(ok), extra=extra, damaged=len(damaged)),
     ).rows(ctx.stamp, params)
     yield from Finding(
         "recovers_after_free", "pass" if again.ok else "fail",
-        f"after deleting {len(freed)} files a new 1 MiB put ended '{again.outcome}'",
+        Say("fault_recovers", freed=len(freed), outcome=again.outcome),
     ).rows(ctx.stamp, params)
 
 
@@ -393,9 +390,8 @@ def s3_throttle(ctx: Any, store: Store, proxy: FaultProxy, settings: dict[str, A
             failures = {k: v for k, v in outcomes.items() if k != "ok"}
             yield from Finding(
                 "throttling_typed", "pass" if set(failures) <= {"unavailable"} else "fail",
-                f"{requests.throttled} of {requests.requests} requests answered 503 SlowDown "
-                f"(+{latency * 1000:.0f} ms each); the store sent {extra} requests more than "
-                f"without faults; operation outcomes {outcomes}",
+                Say("fault_throttled", throttled=requests.throttled, requests=requests.requests,
+                    latency_ms=latency * 1000, extra=extra, outcomes=repr(outcomes)),
             ).rows(ctx.stamp, params)
     # cleanup is not measured: without faults (through 503s and backoff it took seconds)
     proxy.latency_s, proxy.slowdown_rate = 0.0, 0.0
@@ -412,7 +408,7 @@ def worker_kill(ctx: Any, store: Any, acks_late: bool, settings: dict[str, Any])
               "reject_on_worker_lost": "on" if acks_late else "off"}
     if store.in_process:
         yield from Finding("worker_kill", "not_verifiable",
-                           "no real broker: the in-process worker thread cannot be killed").rows(
+                           Say("fault_no_broker")).rows(
             ctx.stamp, params)
         return
     n, delay = int(settings["jobs"]), float(settings["job_delay_s"])
@@ -457,10 +453,10 @@ def worker_kill(ctx: Any, store: Any, acks_late: bool, settings: dict[str, Any])
     yield ctx.row("worker_kill", "all", "recovery_s", recovery, "s", params)
     yield from Finding(
         "jobs_survive_worker_kill", "pass" if not lost and not duplicated else "fail",
-        f"{n} jobs ({delay} s each); pool process {killed} SIGKILLed mid-job with acks_late "
-        f"{params['acks_late']}: lost {len(lost)}, redelivered {len(redelivered)}, executed "
-        f"twice {len(duplicated)} (worker log); final states {sorted(finished.values())}; "
-        + (f"first job done {recovery:.2f} s after the kill" if first_after else "no job done after the kill"),
+        Say("fault_worker_kill", n=n, delay=delay, killed=killed, acks_late=params["acks_late"],
+            lost=len(lost), redelivered=len(redelivered), duplicated=len(duplicated),
+            states=repr(sorted(finished.values())),
+            recovery=Say("fault_job_after_kill", s=recovery) if first_after else Say("fault_no_job_after_kill")),
     ).rows(ctx.stamp, params)
     for i in range(n):
         with contextlib.suppress(StoreError):

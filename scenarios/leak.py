@@ -61,6 +61,7 @@ from scenarios.core import Recorder, Snapshot
 from scenarios.medium import isolated_options, medium_of
 from scenarios.runner import run_threads
 from scenarios.workload import parse_size
+from tempbench.evidence import Say, evidence_params
 
 log = logging.getLogger(__name__)
 
@@ -392,15 +393,15 @@ def leak_rows(ctx: Any, r: LeakResult, params: dict[str, Any], rate: float,
               source: str) -> Iterator[Any]:
     """The tidy rows of one leak run."""
     residual_ok = "pass" if r.residual.objects == 0 and r.residual.bytes == 0 else "fail"
-    evidence = (f"after TTL {params['ttl_s']} s + grace {params['grace_s']} s with the sweep "
-                f"{r.sweep}: {r.residual.objects} objects / {r.residual.bytes} B left on the "
-                "medium (read from the medium)")
+    evidence = evidence_params(Say("leak_residue", ttl_s=params["ttl_s"], grace_s=params["grace_s"],
+                                   sweep=Say(f"leak_sweep_{r.sweep}"), objects=r.residual.objects,
+                                   bytes=r.residual.bytes))
     yield ctx.row("leak", residual_ok, "residual_objects", r.residual.objects, "objects",
-                  {**params, "evidence": evidence})
+                  {**params, **evidence})
     yield ctx.row("leak", residual_ok, "residual_bytes", r.residual.bytes, "bytes",
-                  {**params, "evidence": evidence})
+                  {**params, **evidence})
     if r.fates.get("killed"):
-        kp = {**params, "killed_uploads": r.fates["killed"], "evidence": r.kill_note}
+        kp = {**params, "killed_uploads": r.fates["killed"], **evidence_params(r.kill_note)}
         yield ctx.row("kill", "all", "orphaned_partial_objects", r.orphaned.objects, "objects", kp)
         yield ctx.row("kill", "all", "orphaned_partial_bytes", r.orphaned.bytes, "bytes", kp)
     yield ctx.row("leak", "all", "peak_footprint_objects", r.peak.objects, "objects", params)
@@ -531,15 +532,14 @@ class _KilledUploads:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         code = self.process.wait(10)
-        note = (f"child pid {pid} streamed {len(stalled)} of {len(self.session_ids)} uploads of "
-                f"{self.p.kill_upload_bytes} B each up to {self.p.kill_after_bytes} B, then was "
-                f"SIGKILLed (exit code {code})")
+        clauses = [Say("leak_killed", pid=pid, stalled=len(stalled), uploads=len(self.session_ids),
+                       size=self.p.kill_upload_bytes, kill_at=self.p.kill_after_bytes, code=code)]
         if errors:
-            note += f"; upload errors: {errors}"
+            clauses.append(Say("leak_upload_errors", errors=repr(errors)))
         if len(stalled) + len(errors) < len(self.session_ids):
             err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-            note += f"; not all uploads reached the kill point: {err[-300:]}"
-        return note
+            clauses.append(Say("leak_not_all_stalled", stderr=err[-300:]))
+        return Say("clauses", clauses=clauses)
 
     def reap(self) -> None:
         """Make sure the child is dead and waited for (also after an interruption)."""

@@ -78,6 +78,7 @@ from scenarios.core import (
 )
 from scenarios.runner import ScenarioContext, StoreFactory, start_spawned
 from scenarios.workload import Workload, format_size
+from tempbench.evidence import Say, evidence_params
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +182,7 @@ class LoadScenario:
             best = rate
             rate *= fm.step_factor
         params = {"slo": slo.text, "workload": ctx.workload.name,
-                  "evidence": "highest offered rate whose step met the SLO with <=1% errors "
-                              f"and >= {fm.min_achieved_share:.0%} of the rate achieved"}
+                  **evidence_params(Say("load_find_max", share=fm.min_achieved_share))}
         yield ctx.row(ALL, "pass" if best else "fail", "max_rate_within_slo", best or 0.0,
                       "ops/s", params)
 
@@ -844,8 +844,7 @@ def _ceiling_rows(ctx: ScenarioContext, snapshot: Snapshot, params: dict[str, An
     if ceiling and ceiling.get("ops_per_s"):
         yield ctx.row(ALL, "ok", "harness_ceiling_ratio", ok_rate / ceiling["ops_per_s"], "ratio",
                       {**params, "ceiling_ops_per_s": ceiling["ops_per_s"],
-                       "evidence": "this backend's ok ops/s divided by the null store's, "
-                                   "same workload, same run"})
+                       **evidence_params(Say("load_ceiling_ratio"))})
 
 
 def _ok_rate(snapshot: Snapshot) -> float:

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from backends import Store, parse_spec, store_class
+from tempbench.evidence import Say
 
 
 @dataclass
@@ -57,8 +58,8 @@ class Medium:
     def plaintext_verdict(self, found: list[str]) -> tuple[str, str]:
         """Verdict on the canary scan; media with transparent encryption override it."""
         if found:
-            return "fail", f"canary found in clear in {len(found)} object(s): {found[:3]}"
-        return "pass", "canary not found"
+            return "fail", Say("med_canary_found", n=len(found), names=found[:3])
+        return "pass", Say("med_canary_not_found")
 
 
 @dataclass
@@ -86,7 +87,7 @@ class FileMedium(Medium):
         shutil.rmtree(self.root, ignore_errors=True)
 
     def describe(self) -> str:
-        return f"filesystem tree under {self.root}"
+        return Say("med_file_tree", root=str(self.root))
 
 
 @dataclass
@@ -116,21 +117,20 @@ class RedisMedium(Medium):
                                     ssl=tls, socket_timeout=2, socket_connect_timeout=2,
                                     retry=Retry(NoBackoff(), 0))
             anonymous.ping()
-            answers = "answers PING without any password"
+            answers = Say("med_redis_answers")
             anonymous.close()
         except redis.AuthenticationError:
-            answers = "refuses a client without a password"
+            answers = Say("med_redis_refuses")
         except redis.RedisError as exc:
-            answers = f"could not be asked without a password ({type(exc).__name__})"
+            answers = Say("med_redis_unasked", error=type(exc).__name__)
         where = f"{parts.hostname}:{parts.port or 6379}"
-        evidence = (
-            f"redis at {where}: scheme {parts.scheme}:// ("
-            + ("TLS" if tls else "plain TCP, no TLS") + "), "
-            + ("a password in the URL" if password else "no password in the URL")
-            + f"; the server {answers}"
-            + ("; loopback only" if parts.hostname in ("127.0.0.1", "localhost", "::1") else "")
+        evidence = Say(
+            "med_redis_transport", where=where, scheme=parts.scheme,
+            tls=Say("med_tls" if tls else "med_no_tls"),
+            password=Say("med_password" if password else "med_no_password"), answers=answers,
+            loopback=Say("med_loopback") if parts.hostname in ("127.0.0.1", "localhost", "::1") else "",
         )
-        return ("pass" if tls and "refuses" in answers else "fail"), evidence
+        return ("pass" if tls and answers.id == "med_redis_refuses" else "fail"), evidence
 
     def blobs(self, sessions: list[str] | None = None) -> Iterator[tuple[str, bytes]]:
         for key in self.client.scan_iter(match=self.pattern, count=1000):
@@ -151,7 +151,7 @@ class RedisMedium(Medium):
             yield _text(key), b"".join(v if isinstance(v, bytes) else str(v).encode() for v in values)
 
     def describe(self) -> str:
-        return f"redis keys matching {self.pattern!r} read with plain GET/HGETALL"
+        return Say("med_redis_keys", pattern=repr(self.pattern))
 
 
 @dataclass
@@ -191,27 +191,24 @@ class S3Medium(Medium):
         alone proves nothing about the disks: the verdict rests on SSE, and on an emulator
         that does not encrypt (moto) it cannot be verified here."""
         if not found:
-            return "pass", "canary not found in the object bytes (client-side encryption)"
+            return "pass", Say("med_s3_client_side")
         head = self.client.head_object(Bucket=self.bucket, Key=found[0])
         sse = head.get("ServerSideEncryption")
-        said = f"GetObject returned the canary in clear from {found[0]!r}; HeadObject says SSE={sse}"
+        said = Say("med_s3_clear", key=repr(found[0]), sse=str(sse))
         if self.emulated:
-            return "not_verifiable", (
-                f"{said}, but the endpoint is an emulator (moto) that reports SSE without "
-                "encrypting anything: encryption at rest cannot be verified here"
-            )
+            return "not_verifiable", Say("med_s3_emulated_sse", said=said)
         if sse:
-            return "pass", (
-                f"{said}: the service encrypts at rest with {sse} and decrypts for credential "
-                "holders; the disks themselves cannot be read from here"
-            )
-        return "fail", f"{said}: no server-side encryption and no client-side encryption"
+            return "pass", Say("med_s3_sse", said=said, sse=sse)
+        return "fail", Say("med_s3_no_encryption", said=said)
 
     def transport(self) -> tuple[str, str]:
         scheme = urlsplit(self.endpoint_url).scheme
-        evidence = f"S3 endpoint {self.endpoint_url}: " + (
-            "HTTPS" if scheme == "https" else "plain HTTP, requests and objects travel unencrypted"
-        ) + ("; loopback only" if urlsplit(self.endpoint_url).hostname in ("127.0.0.1", "localhost") else "")
+        evidence = Say(
+            "med_s3_transport", endpoint=self.endpoint_url,
+            scheme=Say("med_https" if scheme == "https" else "med_plain_http"),
+            loopback=(Say("med_loopback") if urlsplit(self.endpoint_url).hostname in ("127.0.0.1", "localhost")
+                      else ""),
+        )
         return ("pass" if scheme == "https" else "fail"), evidence
 
     def incomplete_uploads(self) -> list[str]:
@@ -224,7 +221,7 @@ class S3Medium(Medium):
         return keys
 
     def describe(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix} objects read with boto3 GetObject"
+        return Say("med_s3_objects", where=f"s3://{self.bucket}/{self.prefix}")
 
 
 @dataclass
@@ -246,7 +243,7 @@ class CookieMedium(Medium):
         self.store.sweep()
 
     def describe(self) -> str:
-        return "session cookies as the client holds them, decoded without the secret key"
+        return Say("med_cookies")
 
     def transport(self) -> tuple[str, str]:
         """The cookie rides on every request: its ``Secure`` attribute decides whether a
@@ -259,12 +256,9 @@ class CookieMedium(Medium):
             self.store.delete_session(sid)
         attributes = [a.strip().split("=")[0].lower() for a in header.split(";")[1:]]
         secure, http_only = "secure" in attributes, "httponly" in attributes
-        evidence = (
-            f"Set-Cookie attributes {sorted(set(attributes))}: "
-            + ("Secure, so browsers send it over HTTPS only" if secure
-               else "no Secure attribute, so browsers also send the file over plain HTTP")
-            + ("; HttpOnly" if http_only else "; readable by page scripts (no HttpOnly)")
-        )
+        evidence = Say("med_cookie_transport", attributes=repr(sorted(set(attributes))),
+                       secure=Say("med_secure" if secure else "med_not_secure"),
+                       http_only=Say("med_http_only" if http_only else "med_no_http_only"))
         return ("pass" if secure else "fail"), evidence
 
 

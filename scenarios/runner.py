@@ -69,6 +69,7 @@ from typing import Any, Protocol, runtime_checkable
 from backends import HARNESS_STORES, ServiceInfo, Store, get_store, parse_spec, store_class
 from scenarios.core import Row, RowStamp, RunFolder, Snapshot, safe_name, summary_rows
 from scenarios.workload import Workload
+from tempbench.evidence import Say, evidence_params
 from tempbench.processes import log_errors
 from tempbench.schema import ALL
 
@@ -300,6 +301,8 @@ class Runner:
     params: dict[str, Any] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     on_progress: ProgressHook = lambda backend, scenario, fraction, note: None
+    on_result: Callable[[ScenarioResult], None] = lambda result: None
+    """Called once per finished (backend, scenario): the CLI prints a line per result off a TTY."""
     run_state: dict[str, Any] = field(default_factory=dict)
     results: list[ScenarioResult] = field(default_factory=list)
     skipped_backends: dict[str, str] = field(default_factory=dict)
@@ -331,7 +334,7 @@ class Runner:
             for name in self.scenarios:
                 if self.stop.is_set():
                     break
-                self.results.append(self.run_one(name, target, store, service))
+                self._record(self.run_one(name, target, store, service))
                 self.folder.write_parquet()
         finally:
             try:
@@ -417,7 +420,11 @@ class Runner:
         self.skipped_backends[spec] = reason
         for name in self.scenarios:
             self.on_progress(spec, name, 1.0, f"skipped: {reason}")
-            self.results.append(ScenarioResult(spec, name, "skipped", detail=reason))
+            self._record(ScenarioResult(spec, name, "skipped", detail=reason))
+
+    def _record(self, result: ScenarioResult) -> None:
+        self.results.append(result)
+        self.on_result(result)
 
 
 def start_spawned(processes: Iterable[Any]) -> None:
@@ -508,16 +515,16 @@ def _server_error_rows(ctx: ScenarioContext, before: dict[str, int],
 def _leftover_rows(ctx: ScenarioContext, before: tuple[int, int] | str,
                    after: tuple[int, int] | str) -> list[Row]:
     if isinstance(before, str) or isinstance(after, str):
-        evidence = f"footprint unreadable: before={before}, after={after}"
-        return [ctx.row("cleanup", "not_verifiable", metric, 0, unit, {"evidence": evidence})
+        evidence = evidence_params(Say("run_footprint_unreadable", before=str(before), after=str(after)))
+        return [ctx.row("cleanup", "not_verifiable", metric, 0, unit, evidence)
                 for metric, unit in (("leftover_objects", "objects"), ("leftover_bytes", "bytes"))]
     objects, nbytes = after[0] - before[0], after[1] - before[1]
     outcome = "pass" if objects == 0 and nbytes == 0 else "fail"
     params = {
         "before_objects": before[0], "before_bytes": before[1],
         "after_objects": after[0], "after_bytes": after[1],
-        "evidence": f"footprint {before[0]} objects/{before[1]} B before prepare, "
-                    f"{after[0]} objects/{after[1]} B after cleanup",
+        **evidence_params(Say("run_footprint", objects_before=before[0], bytes_before=before[1],
+                              objects_after=after[0], bytes_after=after[1])),
     }
     return [ctx.row("cleanup", outcome, "leftover_objects", objects, "objects", params),
             ctx.row("cleanup", outcome, "leftover_bytes", nbytes, "bytes", params)]

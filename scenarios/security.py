@@ -34,6 +34,7 @@ from typing import Any
 from backends.base import Expired, InvalidKey, NotFound, Store, StoreError
 from scenarios.hostile_keys import HostileKey, families, hostile_keys
 from scenarios.medium import FileMedium, decode_flask_cookie, medium_of
+from tempbench.evidence import Say, evidence_params
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class Finding:
                 "finding",
                 1.0 if self.verdict == "pass" else 0.0,
                 "verdict",
-                {**base, "evidence": self.evidence, **self.details},
+                {**base, **evidence_params(self.evidence), **self.details},
             )
         ]
         for name, value in self.counts.items():
@@ -117,7 +118,7 @@ def probe_plaintext_at_rest(store: Store, seed: int = 0) -> Finding:
     probe = "plaintext_at_rest"
     medium = medium_of(store)
     if medium is None:
-        return Finding(probe, "not_applicable", f"{store.name}: no medium to scan (holds no data)")
+        return Finding(probe, "not_applicable", Say("sec_no_medium", store=store.name))
     canary = make_canary(seed, _largest_object(store, CANARY_BYTES))
     sid = f"canary{secrets.token_hex(6)}"
     store.put(sid, "original", canary, PROBE_TTL_S)
@@ -127,8 +128,7 @@ def probe_plaintext_at_rest(store: Store, seed: int = 0) -> Finding:
     finally:
         store.delete_session(sid)
     return Finding(
-        probe, verdict, f"a {len(canary)} B canary was stored and the {medium.describe()} "
-        f"scanned for it: {text}",
+        probe, verdict, Say("sec_canary_scan", size=len(canary), medium=medium.describe(), result=text),
         counts={"objects_with_plaintext": len(found)},
     )
 
@@ -146,7 +146,7 @@ def probe_permissions(store: Store) -> Finding:
     if not isinstance(medium, FileMedium):
         return Finding(
             probe, "not_applicable",
-            f"{store.name}: keeps no files on a local filesystem (access to its medium: see transport)",
+            Say("sec_no_local_files", store=store.name),
         )
     sid = f"perm{secrets.token_hex(6)}"
     store.put(sid, "original", b"permissions probe", PROBE_TTL_S)
@@ -163,20 +163,17 @@ def probe_permissions(store: Store) -> Finding:
     finally:
         store.delete_session(sid)
     shown = {os.path.relpath(k, root) if k != str(root) else ".": oct(v) for k, v in modes.items()}
-    lines = [f"modes under {root}: {json.dumps(shown)}"]
+    lines = [Say("sec_modes", root=str(root), modes=json.dumps(shown))]
     if readable:
-        lines.append(f"{len(readable)} of {len(files)} files readable by group/others")
+        lines.append(Say("sec_files_readable", n=len(readable), total=len(files)))
     if listable:
-        lines.append(f"{len(listable)} of {len(dirs)} directories listable by group/others")
-    lines.append(
-        "here, others " + ("can" if reach else "cannot") + " traverse the parent directories"
-        + ("" if reach else " (a parent stops them; the store's own modes would not)")
-    )
+        lines.append(Say("sec_dirs_listable", n=len(listable), total=len(dirs)))
+    lines.append(Say("sec_parents_traversable" if reach else "sec_parents_stop"))
     if trial is not None:
-        lines.append(f"tried as nobody: {trial}")
+        lines.append(Say("sec_tried_as_nobody", trial=trial))
     verdict = "fail" if readable or listable else "pass"
     return Finding(
-        probe, verdict, "; ".join(lines),
+        probe, verdict, Say("clauses", clauses=lines),
         counts={"files_readable_by_others": len(readable), "dirs_listable_by_others": len(listable)},
     )
 
@@ -186,7 +183,7 @@ def probe_guessable_names(store: Store) -> Finding:
     probe = "guessable_names"
     medium = medium_of(store)
     if medium is None or medium.kind == "cookie":
-        return Finding(probe, "not_applicable", f"{store.name}: no shared medium to list")
+        return Finding(probe, "not_applicable", Say("sec_no_shared_medium", store=store.name))
     sid = f"guess{secrets.token_hex(8)}"
     store.put(sid, "original", b"guessable names probe", PROBE_TTL_S)
     try:
@@ -197,14 +194,13 @@ def probe_guessable_names(store: Store) -> Finding:
     if revealing:
         return Finding(
             probe, "fail",
-            f"{len(revealing)} name(s) on the {medium.describe()} contain the session id "
-            f"{sid!r}: {revealing[:3]}",
+            Say("sec_names_reveal", n=len(revealing), medium=medium.describe(), sid=repr(sid),
+                names=revealing[:3]),
             counts={"names_with_session_id": len(revealing)},
         )
     return Finding(
         probe, "pass",
-        f"none of {len(names)} name(s) on the {medium.describe()} contain the session id; "
-        f"e.g. {names[:2]}",
+        Say("sec_names_hide", n=len(names), medium=medium.describe(), names=names[:2]),
         counts={"names_with_session_id": 0},
     )
 
@@ -269,14 +265,12 @@ def probe_hostile_keys(
         "keys_wrong_error": len(wrong),
         "keys_accepted": len(accepted),
     }
-    summary = (
-        f"{len(keys)} hostile keys tried ({json.dumps(families(keys), sort_keys=True)}), "
-        f"up to 5 operations each; escaped (entries outside the root, objects left on the medium): {len(escaped)}; raised other than InvalidKey: "
-        f"{len(wrong)}; accepted: {len(accepted)}"
-    )
     examples = escaped[:3] + wrong_list[:3] + accepted_list[:3]
+    summary = Say("sec_hostile_keys", n=len(keys), families=json.dumps(families(keys), sort_keys=True),
+                  escaped=len(escaped), wrong=len(wrong), accepted=len(accepted),
+                  examples=Say("sec_examples", examples=json.dumps(examples)) if examples else "")
     verdict = "fail" if escaped or wrong or accepted else "pass"
-    return Finding(probe, verdict, summary + (f"; e.g. {examples}" if examples else ""), counts)
+    return Finding(probe, verdict, summary, counts)
 
 
 class TtlProbe:
@@ -312,10 +306,8 @@ class TtlProbe:
                 self.store.delete_session(self.sid)
         returned = [phase for phase, result in (("before sweep", before), ("after sweep", after))
                     if result == "returned the data"]
-        evidence = (
-            f"read {self.margin_s:.1f} s past a {self.ttl_s:.1f} s TTL: before sweep {before}; "
-            f"after sweep {after}"
-        )
+        evidence = Say("sec_ttl_read", margin_s=self.margin_s, ttl_s=self.ttl_s,
+                       before=_READ_WORDS.get(before, before), after=_READ_WORDS.get(after, after))
         return Finding(self.probe, "fail" if returned else "pass", evidence,
                        details={"before_sweep": before, "after_sweep": after})
 
@@ -335,6 +327,10 @@ class TtlProbe:
         if "returned the data" in outcomes:
             return "returned the data"
         return "/".join(sorted(set(outcomes)))
+
+
+_READ_WORDS = {"returned the data": Say("sec_returned_data"), "returned other bytes": Say("sec_returned_other")}
+"""What :meth:`TtlProbe._read` found, as evidence clauses (exception names stay as they are)."""
 
 
 def probe_ttl_on_read(store: Store, ttl_s: float = 0.5) -> Finding:
@@ -369,23 +365,19 @@ def probe_cross_session(store: Store) -> Finding:
             tried += 1
             got_a, got_b = _get_or_none(store, sa, ka), _get_or_none(store, sb, kb)
             if got_a != da:
-                leaks.append(f"{sa}/{ka} read {'B' if got_a == db else 'other'} bytes")
+                leaks.append(Say("sec_read_other", key=f"{sa}/{ka}", whose="B" if got_a == db else "?"))
             if got_b != db:
-                leaks.append(f"{sb}/{kb} read {'A' if got_b == da else 'other'} bytes")
+                leaks.append(Say("sec_read_other", key=f"{sb}/{kb}", whose="A" if got_b == da else "?"))
             store.delete_session(sa)
             if _get_or_none(store, sb, kb) != db:
-                leaks.append(f"delete_session({sa!r}) removed {sb}/{kb}")
+                leaks.append(Say("sec_delete_removed", call=f"delete_session({sa!r})", key=f"{sb}/{kb}"))
         except StoreError as exc:
-            leaks.append(f"{sa}/{ka} vs {sb}/{kb}: {type(exc).__name__}: {exc}")
+            leaks.append(Say("sec_pair_error", a=f"{sa}/{ka}", b=f"{sb}/{kb}", error=f"{type(exc).__name__}: {exc}"))
         finally:
             for sid in (sa, sb):
                 with contextlib.suppress(StoreError):
                     store.delete_session(sid)
-    evidence = (
-        f"{tried} look-alike session pairs through the API (separator, case, prefix): "
-        + ("; ".join(leaks) if leaks else "each session read only its own bytes, and "
-           "delete_session removed only its own files")
-    )
+    evidence = Say("sec_cross_session", tried=tried, result=leaks or Say("sec_sessions_isolated"))
     return Finding(probe, "fail" if leaks else "pass", evidence,
                    counts={"cross_session_reads": len(leaks)})
 
@@ -398,7 +390,7 @@ def probe_presigned(store: Store) -> list[Finding]:
     """
     presign = getattr(store, "presign_download", None)
     if presign is None:
-        text = f"{store.name}: no presigned URLs"
+        text = Say("sec_no_presigned", store=store.name)
         return [Finding("presigned_scope", "not_applicable", text),
                 Finding("presigned_expiry", "not_applicable", text)]
     return _presigned_findings(store)
@@ -408,7 +400,7 @@ def probe_cookie_readable(store: Store) -> Finding:
     """Can the client recover the file from the cookie without the server's secret?"""
     probe = "cookie_readable"
     if not hasattr(store, "set_cookie_header"):
-        return Finding(probe, "not_applicable", f"{store.name}: files do not travel in a cookie")
+        return Finding(probe, "not_applicable", Say("sec_no_cookie", store=store.name))
     return _cookie_finding(store)
 
 
@@ -419,8 +411,7 @@ def probe_transport(store: Store) -> Finding:
     describe = getattr(medium, "transport", None)
     if describe is None:
         kind = medium.kind if medium else "none"
-        return Finding(probe, "not_applicable",
-                       f"{store.name}: no network between the app and its medium ({kind})")
+        return Finding(probe, "not_applicable", Say("sec_no_network", store=store.name, kind=kind))
     verdict, evidence = describe()
     return Finding(probe, verdict, evidence)
 
@@ -536,7 +527,7 @@ def run_probes(
         except StoreError as exc:  # a probe the store could not serve proves nothing either way
             log.warning("security probe %s on %s: %s", names, store.name, exc)
             result = [Finding(name, "not_verifiable",
-                              f"the probe could not run: {type(exc).__name__}: {exc}")
+                              Say("sec_probe_failed", error=f"{type(exc).__name__}: {exc}"))
                       for name in names]
         for finding in result if isinstance(result, list) else [result]:
             findings.append(finding)
@@ -564,9 +555,9 @@ def probe_plaintext_in_snapshot(
     probe = "plaintext_in_snapshot"
     medium = medium_of(store)
     if medium is None or medium.kind != "redis":
-        return Finding(probe, "not_applicable", f"{store.name}: no Redis snapshot involved")
+        return Finding(probe, "not_applicable", Say("sec_no_snapshot", store=store.name))
     if snapshot_store is None:
-        return Finding(probe, "not_verifiable", "no redis-server binary to start one with snapshots")
+        return Finding(probe, "not_verifiable", Say("sec_no_redis_binary"))
     canary = make_canary(seed + 1, CANARY_BYTES)
     sid = f"rdb{secrets.token_hex(6)}"
     with snapshot_store() as (persistent, rdb_path, save):
@@ -578,12 +569,10 @@ def probe_plaintext_in_snapshot(
     if hits:
         return Finding(
             probe, "fail",
-            f"redis-server with the stock snapshot schedule: after SAVE, {rdb_path} "
-            f"({len(data)} B) holds the canary in clear ({hits} of "
-            f"{len(canary_needles(canary))} probe windows found)",
+            Say("sec_rdb_clear", path=str(rdb_path), size=len(data), hits=hits,
+                windows=len(canary_needles(canary))),
         )
-    return Finding(probe, "pass",
-                   f"after SAVE, {rdb_path} ({len(data)} B) does not hold the canary in clear")
+    return Finding(probe, "pass", Say("sec_rdb_clean", path=str(rdb_path), size=len(data)))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -693,16 +682,19 @@ def _presigned_findings(store: Any) -> list[Finding]:
 
     result = probe_signature_enforcement(store)
     checks, evidence = result["checks"], result["evidence"]
-    where = f"{result['service']} at {result['endpoint']}"
+    where = Say("sec_where", service=result["service"], endpoint=result["endpoint"])
     scope_checks = ("presigned_get_key_scope", "presigned_post_key_scope")
     order = ("fail", "not_verifiable", "pass")
     scope = min((checks[c] for c in scope_checks), key=order.index)
     return [
         Finding("presigned_scope", scope,
-                f"{where}: " + "; ".join(f"{c}: {checks[c]} ({evidence[c]})" for c in scope_checks),
+                Say("sec_presigned", where=where, checks=[
+                    Say("sec_presigned_check", check=c, verdict=checks[c], evidence=evidence[c])
+                    for c in scope_checks]),
                 details={"checks": checks}),
         Finding("presigned_expiry", checks["presigned_get_expiry"],
-                f"{where}: {evidence['presigned_get_expiry']}", details={"checks": checks}),
+                Say("sec_presigned", where=where, checks=[evidence["presigned_get_expiry"]]),
+                details={"checks": checks}),
     ]
 
 
@@ -718,9 +710,6 @@ def _cookie_finding(store: Any) -> Finding:
     if data in recovered:
         return Finding(
             "cookie_readable", "fail",
-            f"the client decoded its {len(header.encode())}-byte Set-Cookie header without the "
-            "secret key (base64, zlib, tagged JSON) and recovered the file byte for byte: "
-            "the cookie is signed, not encrypted",
+            Say("sec_cookie_decoded", size=len(header.encode())),
         )
-    return Finding("cookie_readable", "pass",
-                   "the file's bytes could not be recovered from the cookie without the key")
+    return Finding("cookie_readable", "pass", Say("sec_cookie_opaque"))

@@ -39,6 +39,7 @@ from typing import Any
 
 from backends import REGISTRY, Capabilities, parse_spec, store_class
 from scenarios.core import Row, RowStamp
+from tempbench.evidence import Say, evidence_params
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +126,9 @@ def needs_sweep(caps: Capabilities, ttl_s: float, spec: str = "") -> str | None:
     if parse_spec(spec)[0] in CLIENT_SIDE:
         return None
     if caps.ttl_granularity_s and caps.ttl_granularity_s > ttl_s:
-        return (f"the medium's own expiry counts in steps of {caps.ttl_granularity_s:,.0f} s, "
-                f"coarser than the {ttl_s:,.0f} s TTL: an app-side sweep must run")
+        return Say("static_coarse_expiry", step_s=caps.ttl_granularity_s, ttl_s=ttl_s)
     if not caps.native_ttl:
-        return "the medium has no native TTL: expired files stay until a sweep removes them"
+        return Say("static_no_native_ttl")
     return None
 
 
@@ -158,39 +158,45 @@ def static_rows(stamp: Any, spec: str, caps: Capabilities, ttl_s: float) -> Iter
     lines_detail = ", ".join(f"{_relative(m)}: {n}" for m, n in proxies.module_lines.items())
     yield stamp.row("source", "all", "code_lines", proxies.code_lines, "lines", {
         "modules": list(proxies.modules),
-        "evidence": f"code lines (no blanks, comments or docstrings): {lines_detail}",
+        **evidence_params(Say("static_code_lines", detail=lines_detail)),
     })
     yield stamp.row("source", "all", "external_services", len(proxies.services), "services", {
         "services": list(proxies.services),
-        "evidence": ("services implied by the client libraries imported: "
-                     + (", ".join(proxies.services) or "none")),
+        **evidence_params(Say("static_services", services=list(proxies.services) or Say("static_none"))),
     })
     yield stamp.row("source", "all", "config_knobs", len(proxies.knobs), "options", {
         "options": list(proxies.knobs),
-        "evidence": "constructor options: " + (", ".join(proxies.knobs) or "none"),
+        **evidence_params(Say("static_knobs", options=list(proxies.knobs) or Say("static_none"))),
     })
     yield stamp.row("source", "all", "moving_parts", len(parts), "parts", {
         "parts": parts,
         "ttl_s": ttl_s,
-        "evidence": ("; ".join([", ".join(parts) or "nothing beyond the app"]
-                               + ([sweep_reason] if sweep_reason else []))),
+        **evidence_params(_moving_parts(list(proxies.services), sweep_reason)),
     })
     yield stamp.row("source", "all", "needs_scheduled_sweep", 1.0 if sweep_reason else 0.0, "flag", {
         "ttl_s": ttl_s,
-        "evidence": sweep_reason or (
-            "the browser drops expired cookies: no server-side job" if parse_spec(spec)[0] in CLIENT_SIDE
-            else "the medium expires data at this TTL by itself"),
+        **evidence_params(sweep_reason or Say(
+            "static_browser_expires" if parse_spec(spec)[0] in CLIENT_SIDE else "static_medium_expires")),
     })
     for flag in CAPABILITY_FLAGS:
         yield stamp.row("capabilities", "all", flag, 1.0 if getattr(caps, flag) else 0.0, "flag", {})
     limit = caps.max_object_bytes
     yield stamp.row("capabilities", "all", "max_object_bytes", math.inf if limit is None else limit,
-                    "bytes", {"evidence": "declared by the store" if limit else "no limit of its own"})
+                    "bytes", evidence_params(Say("static_limit_declared" if limit else "static_no_limit")))
     yield stamp.row("capabilities", "all", "ttl_granularity_s", caps.ttl_granularity_s, "s",
                     {"notes": list(caps.notes)})
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _moving_parts(services: list[str], sweep_reason: str | None) -> Say:
+    """``redis, scheduled sweep job; <why>`` (the sweep job, when one must run, comes last)."""
+    if not sweep_reason:
+        return Say("static_parts", parts=services or Say("static_nothing"))
+    if not services:
+        return Say("static_sweep_only", reason=sweep_reason)
+    return Say("static_parts_sweep", parts=services, reason=sweep_reason)
 
 
 def _backend_modules(module: str) -> list[str]:

@@ -44,6 +44,7 @@ from backends.base import MiB
 from scenarios.app_path import app_cost_rows
 from scenarios.core import Row, RowStamp, RunFolder
 from tempbench import cli_checks, processes, services
+from tempbench.evidence import Say, evidence_params
 from tempbench.schema import OUTCOMES
 from tempbench.webapp.server import AppServer, interrupt_on_termination
 from tempbench.webapp.spool_probe import probe_spooling
@@ -309,13 +310,8 @@ def cookie_rows(runs: dict[str, LocustRun], stamp: RowStamp, params: dict[str, A
     if refusals:
         rows.append(stamp.row("session_cookie", "quota", "largest_refused_cookie_bytes", refused, "bytes", p))
     over = max(largest, refused) > BROWSER_COOKIE_LIMIT
-    evidence = f"{headers} Set-Cookie headers received, the largest {largest} bytes (name, value and attributes); "
-    if refusals:
-        evidence += (
-            f"{refusals} uploads refused with 413 because the session cookie would have been up "
-            f"to {refused:,} bytes; "
-        )
-    evidence += f"browsers keep at most {BROWSER_COOKIE_LIMIT} bytes per cookie (RFC 6265 §6.1)"
+    evidence = Say("locust_cookie", headers=headers, largest=largest, limit=BROWSER_COOKIE_LIMIT,
+                   refused=Say("locust_cookie_refused", n=refusals, size=refused) if refusals else "")
     rows.append(
         stamp.row(
             "session_cookie_within_browser_limit",
@@ -323,7 +319,7 @@ def cookie_rows(runs: dict[str, LocustRun], stamp: RowStamp, params: dict[str, A
             "finding",
             0.0 if over else 1.0,
             "verdict",
-            {**p, "evidence": evidence},
+            {**p, **evidence_params(evidence)},
         )
     )
     return rows
@@ -461,7 +457,7 @@ def spool_rows(server: AppServer, stamp: RowStamp, params: dict[str, Any]) -> li
                 "finding",
                 1.0 if finding.outcome == "pass" else 0.0,
                 "verdict",
-                {**params, "evidence": finding.evidence(stamp.backend), **finding.to_dict()},
+                {**params, **evidence_params(finding.evidence(stamp.backend)), **finding.to_dict()},
             )
         )
     return rows
@@ -496,11 +492,8 @@ def check_rows(runs: dict[str, LocustRun], stamp: RowStamp, params: dict[str, An
     checks = journey.extras.get("checks", {})
     ok, bad = checks.get("result_ok", 0), checks.get("result_mismatch", 0)
     verdict = "pass" if ok and not bad else ("fail" if bad else "not_verifiable")
-    evidence = (
-        f"{ok} downloaded results equal compare_images() of the uploaded pair, {bad} differ"
-        + ("" if ok or bad else " (no journey reached the download)")
-    )
-    p = {**params, **journey.params(), "evidence": evidence, "results_ok": ok, "results_mismatch": bad}
+    evidence = Say("locust_results", ok=ok, bad=bad, none="" if ok or bad else Say("locust_no_download"))
+    p = {**params, **journey.params(), **evidence_params(evidence), "results_ok": ok, "results_mismatch": bad}
     return [stamp.row("journey_result_matches_processing", verdict, "finding", 1.0 if verdict == "pass" else 0.0, "verdict", p)]
 
 

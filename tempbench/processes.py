@@ -117,7 +117,7 @@ def private_tempdir(prefix: str) -> Path:
 def use_log_dir(path: Path | None) -> None:
     """Send the output of services started from now on to ``path`` (None: the state dir)."""
     global _log_dir
-    _log_dir = Path(path) if path is not None else None
+    _log_dir = Path(path).absolute() if path is not None else None  # servers run in their own cwd
 
 
 def log_dir() -> Path:

@@ -42,6 +42,7 @@ from scenarios.runner import (
     SCENARIOS,
     BackendTarget,
     Runner,
+    ScenarioResult,
     StoreFactory,
     available_scenarios,
     canonical_spec,
@@ -56,6 +57,9 @@ console = Console()
 CEILING_BACKEND = "null"
 DEFAULT_BACKENDS: tuple[str, ...] = (CEILING_BACKEND, *STRATEGIES)
 """The null store first (the harness ceiling the others are compared with), then every strategy."""
+
+PLAIN_WIDTH = 200
+"""Width the summary table may take off a terminal (where there is no width to fit)."""
 
 LIBRARIES: tuple[str, ...] = (
     "tempbench", "redis", "fakeredis", "boto3", "botocore", "moto", "celery", "kombu",
@@ -135,6 +139,8 @@ def run(
         if value:
             os.environ[env] = value  # stores and spawned processes resolve the same services
 
+    if not console.is_terminal:
+        _plain_output()
     folder = RunFolder(out, new_run_id()) if out else RunFolder.create("results")
     run_id = folder.run_id
     use_log_dir(folder.path / "logs")  # before any service starts
@@ -163,8 +169,9 @@ def run(
     previous = _install_signals(stop)
     try:
         runner.targets = [build_target(spec, store_dirs) for spec in specs]
-        with _ProgressBars(runner) as bars:
-            runner.on_progress = bars.update
+        with (_ProgressBars() if console.is_terminal else _ProgressLines()) as progress:
+            runner.on_progress = progress.update
+            runner.on_result = progress.finished
             runner.run()
     except KeyboardInterrupt as exc:  # a second Ctrl-C, SIGTERM or SIGHUP: saved below
         aborted: KeyboardInterrupt | None = exc
@@ -191,7 +198,10 @@ def run(
         except RulesError as exc:  # a broken rules file: the rows are saved, say what to fix
             console.print(f"[red]report not rendered: {exc}[/red]")
             raise typer.Exit(2) from exc
-        console.print(f"report: {written.report_html}\nmatrix: {written.matrix_md}  {written.matrix_csv}")
+        for line in ("", *written.answer, ""):
+            console.print(line, soft_wrap=True, markup=False, highlight=False)
+        console.print(f"report: {written.report_html}\nmatrix: {written.matrix_md}  {written.matrix_csv}",
+                      soft_wrap=True, highlight=False)
 
 
 # ------------------------------------------------------------------------- backends
@@ -304,9 +314,9 @@ def _version(dist: str) -> str | None:
 
 
 class _ProgressBars:
-    """One rich progress bar per backend x scenario, added when it starts."""
+    """On a terminal: one live rich progress bar per backend x scenario, added when it starts."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self) -> None:
         self.progress = Progress(
             TextColumn("{task.fields[backend]:<30} {task.fields[scenario]:<12}"),
             BarColumn(),
@@ -332,6 +342,42 @@ class _ProgressBars:
                 task = self.tasks[(backend, scenario)] = self.progress.add_task(
                     "", total=1.0, backend=backend, scenario=scenario, note=note)
             self.progress.update(task, completed=max(0.0, min(1.0, fraction)), note=note[:60])
+
+    def finished(self, result: ScenarioResult) -> None:
+        """The bar already shows it."""
+
+
+class _ProgressLines:
+    """Off a terminal (a CI log, ``| tee``): one complete line per finished backend x scenario.
+
+    A live display cannot redraw there, and rich would cut the names to fit a guessed width,
+    so each line is printed whole, once, when its (backend, scenario) ends.
+    """
+
+    def __enter__(self) -> _ProgressLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def update(self, backend: str, scenario: str, fraction: float, note: str = "") -> None:
+        """Intermediate progress is for the live display only."""
+
+    def finished(self, result: ScenarioResult) -> None:
+        console.print(progress_line(result), soft_wrap=True, markup=False, highlight=False)
+
+
+def progress_line(result: ScenarioResult) -> str:
+    """``disk · load: ok in 12.3 s, 248 rows`` (plus the reason of a failure or a skip)."""
+    line = (f"{result.backend} · {result.scenario}: {result.status} in {result.duration_s:.1f} s, "
+            f"{result.rows} row{'' if result.rows == 1 else 's'}")
+    return f"{line} ({result.detail})" if result.detail else line
+
+
+def _plain_output() -> None:
+    """Off a terminal nothing wraps: a CI log keeps every line and every name whole."""
+    console.soft_wrap = True
+    console.width = PLAIN_WIDTH
 
 
 def _install_signals(stop: threading.Event) -> dict[int, Any]:

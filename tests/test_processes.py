@@ -205,3 +205,22 @@ def test_busy_gunicorn_workers_die_with_their_master(tmp_path: Path) -> None:
         finally:
             for sock in uploads:
                 sock.close()
+
+
+def test_a_relative_run_folder_still_gets_redis_server_started_and_logging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tempbench run` names its folder relatively (results/<ts>); redis-server runs in a
+    directory of its own, so a relative --logfile made it exit at start (fakeredis instead)."""
+    if services.redis_binary() is None:
+        unavailable("no redis-server binary")
+    monkeypatch.chdir(tmp_path)
+    processes.use_log_dir(Path("results") / "run" / "logs")
+    try:
+        server = services.start_redis_server()
+        try:
+            assert (tmp_path / "results" / "run" / "logs" / "redis.log").exists()
+        finally:
+            server.cleanup()
+    finally:
+        processes.use_log_dir(None)

@@ -8,12 +8,15 @@ screenshots.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
+from reports.i18n import Messages
 from reports.render import render_run
 from tests.report_rows import claim_records, make_run
 
@@ -87,6 +90,54 @@ def test_report_opens_in_chromium_with_every_image_decoded_and_no_console_error(
         shutil.copy(shot, Path(keep) / shot.name)
         page.screenshot(path=str(Path(keep) / f"report-{lang}-full.png"), full_page=True)
     page.close()
+
+
+RATING_EMOJI = ("✅", "⚠", "❌", "❔")
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_every_rating_symbol_is_drawn_with_its_label_and_needs_no_emoji_font(
+    browser, tmp_path: Path, lang: str
+) -> None:
+    """The symbols are SVG shapes plus a word: visible and sized without any emoji font
+    (this Chromium has none), in every place a rating is shown."""
+    report = render_run(make_run(tmp_path / "run"), lang=lang).report_html
+    t = Messages(lang)
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(report.as_uri(), wait_until="load")
+    symbols = page.evaluate("""Array.from(document.querySelectorAll('.sym')).map(s => {
+        const icon = s.querySelector('svg.sym-icon').getBoundingClientRect();
+        const label = s.querySelector('.sym-label');
+        const box = label.getBoundingClientRect();
+        const style = getComputedStyle(s);
+        return {rating: s.dataset.rating, w: icon.width, h: icon.height, label: label.textContent,
+                lw: box.width, lh: box.height, shown: style.visibility !== 'hidden' && style.display !== 'none',
+                region: s.closest('section[id]').id};
+    })""")
+    assert len(symbols) > 100
+    for s in symbols:
+        assert s["shown"] and s["w"] > 0 and s["h"] > 0, s
+        assert s["lw"] > 0 and s["lh"] > 0 and s["label"] == t(f"rating_{s['rating']}"), s
+    regions = {s["region"] for s in symbols}
+    assert {"verdict", "matrix", "review", "method", "cells"} <= regions, regions
+    assert {s["rating"] for s in symbols} == {"good", "warn", "bad", "unknown"}
+    text = page.evaluate("document.body.innerText")
+    assert not [e for e in RATING_EMOJI if e in text]
+    # drawn, not typeset: a "bad" symbol's own pixels are red whatever fonts exist
+    shot = page.locator("table.matrix .sym-bad svg >> nth=0").screenshot()
+    colours = Image.open(io.BytesIO(shot)).convert("RGB").getcolors(maxcolors=1 << 16) or []
+    assert any(r > 150 and g < 90 and b < 90 for _, (r, g, b) in colours)
+    page.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_report_html_names_no_rating_by_emoji_while_matrix_md_keeps_them(tmp_path: Path, lang: str) -> None:
+    """Without a browser too: every rating in report.html is the drawn symbol."""
+    written = render_run(make_run(tmp_path / "run"), lang=lang)
+    page = written.report_html.read_text(encoding="utf-8")
+    assert [e for e in RATING_EMOJI if e in page] == []
+    assert page.count('<svg class="sym-icon"') == page.count('class="sym-label"') > 100
+    assert any(e in written.matrix_md.read_text(encoding="utf-8") for e in RATING_EMOJI)
 
 
 @pytest.mark.parametrize(("lang", "title"), [("en", "The review, claim by claim"),

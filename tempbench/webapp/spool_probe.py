@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import requests
 
 from backends.base import KiB, MiB
+from tempbench.evidence import Say
 from tempbench.webapp.guard import CSRF_HEADER
 
 CANARY_BYTES = 64
@@ -60,25 +61,18 @@ class SpoolFinding:
         """``pass`` when no plaintext reached the temp dir, else ``fail``."""
         return "fail" if self.plaintext_in_tmpdir else "pass"
 
-    def evidence(self, backend: str) -> str:
-        where = ", ".join(self.tmp_files) or "none"
-        root = {
-            None: "no store root to scan",
-            True: "the canary was also in the store's root (the strategy stores plaintext)",
-            False: "the store's root held no canary",
-        }[self.store_root_plaintext]
-        if self.store_root_bytes is not None:
-            root += f" ({self.store_root_bytes:,} bytes under it at the pause)"
+    def evidence(self, backend: str) -> Say:
+        root = Say({None: "spool_no_root", True: "spool_root_plaintext", False: "spool_root_clean"}[
+            self.store_root_plaintext])
+        size = (Say("spool_root_bytes", n=self.store_root_bytes) if self.store_root_bytes is not None else "")
         if self.plaintext_in_tmpdir:
-            seen = f"found the canary {self.canary_hits:,} times ({self.canary_hits * CANARY_BYTES:,} plaintext bytes)"
+            seen = Say("spool_seen", hits=self.canary_hits, plaintext=self.canary_hits * CANARY_BYTES)
         else:
-            seen = "found no canary in any temp-dir file the server processes held open"
-        return (
-            f"{self.via} upload of {self.upload_bytes:,} bytes to {backend}, paused after "
-            f"{self.sent_before_pause:,} bytes: read every file under TMPDIR={self.tmpdir} "
-            f"({self.tmpdir_filesystem}) held open by the app's processes through /proc/PID/fd "
-            f"and {seen}; files: {where}; {root}; upload finished with HTTP {self.status}"
-        )
+            seen = Say("spool_not_seen")
+        return Say("spool_probe", via=self.via, upload=self.upload_bytes, backend=backend,
+                   sent=self.sent_before_pause, tmpdir=str(self.tmpdir), fs=self.tmpdir_filesystem,
+                   seen=seen, files=list(self.tmp_files) or Say("static_none"), root=root, size=size,
+                   status=self.status)
 
     def to_dict(self) -> dict:
         return asdict(self)
