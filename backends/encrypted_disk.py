@@ -437,7 +437,7 @@ class _EncryptedQuota(QuotaMedium):
                 names.add(claimed.file)
         for directory in _subdirs(self._root) if with_bytes else [d for d in own_dirs if d.is_dir()]:
             mine = directory in own_dirs
-            for entry in os.scandir(directory):
+            for entry in _entries(directory):
                 if entry.name.startswith(TEMP_PREFIX):
                     continue
                 try:
@@ -568,6 +568,16 @@ def _write_all(fd: int, piece: bytes | memoryview) -> None:
     view = memoryview(piece)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def _entries(directory: Path) -> list[os.DirEntry]:
+    """The entries of a session directory; one that a delete or sweep removed since it was
+    listed holds nothing."""
+    try:
+        with os.scandir(directory) as it:
+            return list(it)
+    except FileNotFoundError:
+        return []
 
 
 def _subdirs(root: Path) -> list[Path]:

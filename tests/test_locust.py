@@ -89,13 +89,14 @@ def test_short_locust_journey_has_no_failures_and_small_cookies(spec: str, tmp_p
     server = serve(spec, tmp_path)
     try:
         run = journey(server, tmp_path)
+        app_log = server.log_tail()  # the app logs each failure's details under its request id
     finally:
         server.stop()
 
     names = {s["Name"] for s in run.stats}
     failures = run.failures
     total = next(s for s in run.stats if s["Name"] == "Aggregated")
-    assert run.returncode == 0, run.log_path.read_text()[-2000:]
+    assert run.returncode == 0, run.log_path.read_text()[-2000:] + "\n--- app log ---\n" + app_log
     assert failures == [] and total["Failure Count"] == "0"
     expected = DIRECT_NAMES if spec == "s3" else APP_NAMES
     assert expected <= names, f"missing request names: {expected - names}"

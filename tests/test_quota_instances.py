@@ -109,3 +109,37 @@ def test_concurrent_puts_from_two_instances_never_overshoot_the_quota(instances)
     assert 1 <= len(stored) <= 3, stored
     assert len(stored) + len(errors) == len(kinds)
     assert stores[1].footprint().objects == len(stored)  # no claim left behind
+
+
+def test_puts_while_other_sessions_are_deleted_fail_only_with_typed_errors(instances) -> None:
+    """The total-bytes count walks every session's files; a session deleted during that walk
+    (the app's DELETE /api/session, or a sweep) holds nothing, it is no store failure."""
+    a = instances(Quota(files_per_session=10, total_bytes=64 * 1024 * KiB))
+    b = instances(Quota(files_per_session=10, total_bytes=64 * 1024 * KiB))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def churn() -> None:
+        for n in range(200):
+            if stop.is_set():
+                return
+            b.put(f"gone{n % 4}", "original", b"x" * KiB, ttl_s=60)
+            b.delete_session(f"gone{n % 4}")
+
+    def put_loop() -> None:
+        try:
+            for n in range(100):
+                a.put(SESSION, f"k{n % 5}", b"y" * KiB, ttl_s=60)
+        except BaseException as exc:  # noqa: BLE001 - the test reports any error, typed or not
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    threads = [threading.Thread(target=churn), threading.Thread(target=put_loop)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert a.get(SESSION, "k4") == b"y" * KiB
