@@ -40,6 +40,7 @@ from backends import (
     StoreError,
 )
 from backends.base import MiB
+from backends.s3_probe import _judge
 from backends.s3_store import (
     DEFAULT_FORM_TTL_S,
     MAX_ATTEMPTS,
@@ -47,7 +48,6 @@ from backends.s3_store import (
     S3_MIN_PART_BYTES,
     SIGV4_MAX_EXPIRES_S,
     S3Store,
-    _judge,
     make_client,
     probe_signature_enforcement,
 )
