@@ -23,27 +23,23 @@ job can recompute it anywhere. Two kinds of source:
 With a baseline of the same kind, ratios - never absolute times, which differ by a quarter
 between CI machines - are compared: a strategy whose ratio grew by more than
 ``max_regression`` fails the report, by name. Figures an emulator produced are labelled.
-Outputs: Markdown (a CI job summary or a pull-request comment), a PNG chart, and JSON.
+The run folder's correctness gates live in ``reports.ci_gates``; the Markdown, PNG and JSON
+outputs in ``reports.ci_render``. This module reads the sources, computes the ratios and
+compares them with the baseline's.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import statistics
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: charts are rendered to PNG only
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from reports.data import RunData, RunDataError, load_run  # noqa: E402
+from reports.ci_gates import FAIL, Gate, NativeTtlClaim, correctness_gates, native_ttl_claims
+from reports.data import RunData, RunDataError, load_run
 
 DEFAULT_MAX_REGRESSION = 0.25
 STATISTICS = ("median", "min")
@@ -52,13 +48,9 @@ GATE_LEVELS = ("strategy", "group")
 HARNESS_BACKENDS = ("null", "faulty")
 """Harness stores (see ``backends.HARNESS_STORES``): the faulty one corrupts on purpose."""
 
-MARKDOWN_NAME, CHART_NAME, JSON_NAME = "ci-report.md", "ci-report.png", "ci-report.json"
+KIND_TEXT = {"benchmarks": "pytest-benchmark JSON", "run": "tempbench run folder"}
 PEER = "peer"
 """The ``role`` of a benchmark of a peer library (compared with the stores of its group)."""
-PASS, FAIL, NOT_GATED = "pass", "fail", "not gated"
-
-NativeTtlClaim = Callable[[str], bool | None]
-"""backend spec -> does the strategy claim native TTL (None: unknown)."""
 
 
 class CiReportError(Exception):
@@ -130,18 +122,6 @@ class Change:
     @property
     def regressed(self) -> bool:
         return self.beyond and self.gated
-
-
-@dataclass(frozen=True)
-class Gate:
-    """One correctness check of a run folder, for one backend."""
-
-    check: str
-    backend: str
-    verdict: str
-    """``pass``, ``fail`` or ``not gated`` (measured, but nothing to hold it against)."""
-    evidence: str
-    rows: tuple[int, ...] = ()
 
 
 @dataclass
@@ -226,8 +206,8 @@ def build_report(
     old = _load(Path(baseline), statistic) if baseline is not None else None
     if old is not None and old.kind != current.kind:
         raise CiReportError(
-            f"the baseline {baseline} is a {_KIND_TEXT[old.kind]} but {source} is a "
-            f"{_KIND_TEXT[current.kind]}: compare like with like"
+            f"the baseline {baseline} is a {KIND_TEXT[old.kind]} but {source} is a "
+            f"{KIND_TEXT[current.kind]}: compare like with like"
         )
     report = CiReport(
         source=Path(source),
@@ -247,7 +227,7 @@ def build_report(
         report.changes = compare_ratios(current.figures, old.figures, max_regression, gate_on)
         report.notes += _coverage_notes(current.figures, old.figures)
     if current.run is not None:
-        claim = _claims(current.run, native_ttl)
+        claim = native_ttl_claims(current.run, native_ttl)
         report.gates = correctness_gates(
             current.run, old.run if old else None, claim, frozenset(harness_backends)
         )
@@ -302,152 +282,7 @@ def compare_ratios(
     return changes
 
 
-def correctness_gates(
-    run: RunData, baseline: RunData | None, native_ttl: NativeTtlClaim, harness: frozenset[str]
-) -> list[Gate]:
-    """The run folder's correctness checks, one or more gates per backend and check."""
-    gates: list[Gate] = []
-    gates += _count_gate(run, baseline, "torn reads", lambda r: r.metric == "torn_reads")
-    gates += _count_gate(
-        run,
-        baseline,
-        "corrupt reads",
-        lambda r: r.metric in ("corrupt_reads", "partial_reads")
-        or (
-            r.scenario == "load"
-            and r.outcome == "corrupt"
-            and r.metric == "count"
-            and r.backend not in harness
-            and r.params.get("verified", True) is not False
-        ),
-    )
-    gates += _count_gate(run, baseline, "cross-session reads",
-                         lambda r: r.metric == "cross_session_reads")
-    gates += _residual_gates(run, baseline, native_ttl)
-    if baseline is not None:
-        gates += _finding_gates(run, baseline)
-    return gates
-
-
-# -------------------------------------------------------------------------- rendering
-
-
-def render_markdown(report: CiReport) -> str:
-    """The summary for a CI job page or a pull-request comment."""
-    out: list[str] = ["# tempbench CI report", ""]
-    out.append(f"Source: `{report.source}` ({_KIND_TEXT[report.kind]}){_conditions(report.conditions)}")
-    if report.baseline is not None:
-        out.append("")
-        out.append(
-            f"Baseline: `{report.baseline}`{_conditions(report.baseline_conditions)}; a strategy "
-            f"fails when its overhead ratio grows by more than {report.max_regression:.0%} "
-            f"(gated per {report.gate_on})."
-        )
-    out += ["", _verdict_line(report)]
-    for line in report.failures():
-        out.append(f"- {line}")
-    out.append("")
-    if report.figures:
-        out += _strategy_table(report) + [""] + _group_table(report) + [""]
-    else:
-        out += ["No ratio figures in this source.", ""]
-    if report.peers:
-        out += _peer_tables(report) + [""]
-    if report.gates:
-        out += _gate_table(report) + [""]
-    if report.notes:
-        out += ["## Notes", ""] + [f"- {note}" for note in report.notes] + [""]
-    return "\n".join(out)
-
-
-def render_chart(report: CiReport) -> bytes | None:
-    """One panel per strategy: its ratio per group, the baseline's as a black tick."""
-    if not report.figures:
-        return None
-    old = {(c.strategy, c.scope): c.baseline for c in report.changes}
-    names = [s.strategy for s in report.strategies]
-    cols = min(3, len(names))
-    rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), dpi=100, squeeze=False)
-    cmap = plt.get_cmap("tab10")
-    for index, summary in enumerate(report.strategies):
-        ax = axes[index // cols][index % cols]
-        mine = [f for f in report.figures if f.strategy == summary.strategy]
-        xs = range(len(mine))
-        # bars grow from 1x (raw speed) up to slower ratios or down to faster ones
-        ax.bar(xs, [f.ratio - 1 for f in mine], bottom=1, color=cmap(index % 10),
-               hatch="//" if summary.emulated else None,
-               edgecolor="white" if summary.emulated else None, label="this run")
-        ticks = [(x, old[(f.strategy, f.group)]) for x, f in zip(xs, mine, strict=True)
-                 if (f.strategy, f.group) in old]
-        if ticks:
-            ax.scatter([x for x, _ in ticks], [v for _, v in ticks], marker="_", s=300, color="black",
-                       linewidths=2, zorder=3, label="baseline")
-        ax.axhline(1.0, color="grey", linewidth=1, linestyle="--")
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(_minor_ratio_label))
-        ax.set_xticks(list(xs), [_short_group(f.group) for f in mine], rotation=60, ha="right", fontsize=7)
-        ax.set_ylabel(f"time / {summary.reference}", fontsize=8)
-        title = f"{summary.strategy}: {summary.ratio:.2f}x (median of groups)"
-        ax.set_title(title + (" [emulated]" if summary.emulated else ""), fontsize=9)
-        ax.grid(True, axis="y", alpha=0.3, which="both")
-        if ticks and index == 0:
-            ax.legend(fontsize=7)
-    for index in range(len(names), rows * cols):
-        axes[index // cols][index % cols].axis("off")
-    fig.suptitle("Overhead ratio against the reference measured in the same run (1 = raw speed)",
-                 fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def report_json(report: CiReport) -> dict[str, Any]:
-    """A machine-readable copy of the report (ratios, changes, gates, verdict)."""
-    return {
-        "source": str(report.source),
-        "kind": report.kind,
-        "baseline": str(report.baseline) if report.baseline else None,
-        "max_regression": report.max_regression,
-        "gate_on": report.gate_on,
-        "statistic": report.statistic,
-        "failed": report.failed,
-        "failures": report.failures(),
-        "strategies": [asdict(s) for s in report.strategies],
-        "figures": [asdict(f) for f in report.figures],
-        "peers": [asdict(p) for p in report.peers],
-        "changes": [{**asdict(c), "change": c.change, "regressed": c.regressed} for c in report.changes],
-        "gates": [asdict(g) for g in report.gates],
-        "notes": report.notes,
-        "conditions": report.conditions,
-    }
-
-
-def write_report(report: CiReport, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``ci-report.md``, ``ci-report.json`` and (when there are ratios) ``ci-report.png``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    chart = render_chart(report)
-    if chart is not None:
-        paths["chart"] = out / CHART_NAME
-        paths["chart"].write_bytes(chart)
-    markdown = render_markdown(report)
-    if chart is not None:
-        markdown += f"\n![overhead ratios]({CHART_NAME})\n"
-    paths["markdown"] = out / MARKDOWN_NAME
-    paths["markdown"].write_text(markdown, encoding="utf-8")
-    paths["json"] = out / JSON_NAME
-    paths["json"].write_text(json.dumps(report_json(report), indent=2, default=str), encoding="utf-8")
-    return paths
-
-
 # ---------------------------------------------------------------------------- loading
-
-_KIND_TEXT = {"benchmarks": "pytest-benchmark JSON", "run": "tempbench run folder"}
 
 
 @dataclass
@@ -627,114 +462,7 @@ def _benchmark_conditions(data: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in out.items() if v}
 
 
-# ------------------------------------------------------------------------------ gates
-
-
-def _claims(run: RunData, given: NativeTtlClaim | Mapping[str, bool] | None) -> NativeTtlClaim:
-    """run.json's recorded capabilities first (what the run saw), then what the caller knows."""
-    recorded = run.info.get("capabilities") or {}
-
-    def claim(backend: str) -> bool | None:
-        caps = recorded.get(backend)
-        if isinstance(caps, Mapping) and "native_ttl" in caps:
-            return bool(caps["native_ttl"])
-        if callable(given):
-            return given(backend)
-        if isinstance(given, Mapping):
-            return given.get(backend)
-        return None
-
-    return claim
-
-
-def _count_gate(run: RunData, baseline: RunData | None, check: str,
-                select: Callable[[Any], bool]) -> list[Gate]:
-    """Counts that must be 0. A row above 0 fails, unless a baseline is given and the same
-    backend already counted some there (a known defect of that strategy, e.g. the plain
-    ``disk`` store writing in place: reported, not gated). One pass per clean backend."""
-    known: dict[str, float] = {}
-    if baseline is not None:
-        for row in baseline.rows:
-            if select(row) and not math.isnan(row.value):
-                known[row.backend] = known.get(row.backend, 0.0) + row.value
-    gates: list[Gate] = []
-    by_backend: dict[str, list[Any]] = {}
-    for row in run.rows:
-        if select(row) and not math.isnan(row.value):
-            by_backend.setdefault(row.backend, []).append(row)
-    for backend, rows in by_backend.items():
-        bad = [r for r in rows if r.value > 0]
-        for row in bad:
-            evidence = row.params.get("evidence") or ""
-            text = (f"{row.value:,.0f} {row.metric} in {row.scenario}/{row.operation}"
-                    f"{' (' + row.outcome + ')' if row.outcome not in ('pass', 'fail') else ''}"
-                    f"{': ' + evidence if evidence else ''}")
-            if known.get(backend, 0) > 0:
-                gates.append(Gate(check, backend, NOT_GATED,
-                                  f"{text}; the baseline counted {known[backend]:,.0f} too",
-                                  (row.row_id,)))
-            else:
-                gates.append(Gate(check, backend, FAIL, text, (row.row_id,)))
-        if not bad:
-            gates.append(Gate(check, backend, PASS, f"0 in {len(rows)} row(s)",
-                              tuple(r.row_id for r in rows)))
-    return gates
-
-
-def _residual_gates(run: RunData, baseline: RunData | None, native_ttl: NativeTtlClaim) -> list[Gate]:
-    """Residual bytes after TTL + grace: a failure where native TTL is claimed or the
-    baseline left nothing under the same sweep setting; otherwise reported, not gated."""
-    before: dict[tuple[str, str, str], float] = {}
-    if baseline is not None:
-        for row in baseline.rows:
-            if row.metric == "residual_bytes":
-                before[(row.backend, row.scenario, str(row.params.get("sweep", "")))] = row.value
-    gates = []
-    for row in run.rows:
-        if row.metric != "residual_bytes" or math.isnan(row.value):
-            continue
-        sweep = str(row.params.get("sweep", ""))
-        where = f"{row.value:,.0f} B left after TTL + grace{f' (sweep {sweep})' if sweep else ''}"
-        claim = native_ttl(row.backend)
-        old = before.get((row.backend, row.scenario, sweep))
-        if row.value <= 0:
-            gates.append(Gate("residual bytes after TTL", row.backend, PASS, where, (row.row_id,)))
-        elif claim:
-            gates.append(Gate("residual bytes after TTL", row.backend, FAIL,
-                              f"{where}, yet the strategy claims native TTL", (row.row_id,)))
-        elif old is not None and old <= 0:
-            gates.append(Gate("residual bytes after TTL", row.backend, FAIL,
-                              f"{where}; the baseline left 0 B", (row.row_id,)))
-        else:
-            why = (f"the baseline left {old:,.0f} B too" if old is not None
-                   else "no native TTL claimed and no baseline to hold it against")
-            gates.append(Gate("residual bytes after TTL", row.backend, NOT_GATED, f"{where}; {why}",
-                              (row.row_id,)))
-    return gates
-
-
-def _finding_gates(run: RunData, baseline: RunData) -> list[Gate]:
-    """A security finding that passed in the baseline and fails now."""
-    before = {(r.backend, r.operation): r.outcome for r in baseline.rows if r.metric == "finding"}
-    gates: list[Gate] = []
-    compared: dict[str, list[int]] = {}
-    for row in run.rows:
-        if row.metric != "finding" or (row.backend, row.operation) not in before:
-            continue
-        compared.setdefault(row.backend, []).append(row.row_id)
-        if before[(row.backend, row.operation)] == "pass" and row.outcome == "fail":
-            evidence = row.params.get("evidence") or "no evidence recorded"
-            gates.append(Gate("security finding pass -> fail", row.backend, FAIL,
-                              f"{row.operation}: {evidence}", (row.row_id,)))
-    failed = {g.backend for g in gates}
-    for backend, ids in compared.items():
-        if backend not in failed:
-            gates.append(Gate("security finding pass -> fail", backend, PASS,
-                              f"{len(ids)} finding(s) compared, none turned pass -> fail", tuple(ids)))
-    return gates
-
-
-# ------------------------------------------------------------------------- formatting
+# ---------------------------------------------------------------------------- helpers
 
 
 def _change(strategy: str, scope: str, before: float, now: float, limit: float, gated: bool) -> Change:
@@ -752,151 +480,6 @@ def _coverage_notes(current: list[Figure], baseline: list[Figure]) -> list[str]:
         notes.append(f"{len(now - old)} figure(s) are new in this run (no baseline to compare): "
                      + ", ".join(f"{s} in `{g}`" for s, g in sorted(now - old)[:6]))
     return notes
-
-
-def _verdict_line(report: CiReport) -> str:
-    if report.failed:
-        return "**Result: FAIL**"
-    checks = []
-    if report.changes:
-        checks.append(f"no strategy's overhead ratio grew by more than {report.max_regression:.0%}")
-    if report.gates:
-        checks.append(f"{sum(g.verdict == PASS for g in report.gates)} correctness gate(s) passed")
-    if not checks:
-        return "**Result: pass** (no baseline given: ratios reported, not compared)"
-    return f"**Result: pass** ({'; '.join(checks)})"
-
-
-def _strategy_table(report: CiReport) -> list[str]:
-    level = {c.strategy: c for c in report.changes if c.scope == "all groups"}
-    lines = [
-        "## Overhead ratio per strategy",
-        "",
-        _ratio_definition(report),
-        "",
-        "| strategy | reference | ratio | groups | baseline | change | served by |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for s in report.strategies:
-        change = level.get(s.strategy)
-        badge = " `emulated`" if s.emulated else ""
-        lines.append(
-            f"| {s.strategy}{badge} | {s.reference} | {s.ratio:.2f}x | {s.groups} | "
-            f"{_baseline_cell(change)} | {_change_cell(change)} | {', '.join(s.services)} |"
-        )
-    return lines
-
-
-def _group_table(report: CiReport) -> list[str]:
-    by_group = {(c.strategy, c.scope): c for c in report.changes}
-    lines = [
-        "<details><summary>Ratio per group</summary>",
-        "",
-        "| group | strategy | ratio | measured | baseline | change |",
-        "| --- | --- | ---: | --- | ---: | ---: |",
-    ]
-    for f in report.figures:
-        change = by_group.get((f.strategy, f.group))
-        badge = " `emulated`" if f.emulated else ""
-        lines.append(f"| {f.group} | {f.strategy}{badge} | {f.ratio:.2f}x | {f.detail} | "
-                     f"{_baseline_cell(change)} | {_change_cell(change)} |")
-    lines += ["", "</details>"]
-    return lines
-
-
-def _peer_tables(report: CiReport) -> list[str]:
-    """Per (store, peer): the median store / peer ratio per operation over the sizes, then
-    every group's ratio."""
-    operations = list(dict.fromkeys(p.operation for p in report.peers))
-    pairs: dict[tuple[str, str], list[PeerRatio]] = {}
-    for p in report.peers:
-        pairs.setdefault((p.store, p.peer), []).append(p)
-    lines = [
-        "## Store / peer ratios",
-        "",
-        f"Store throughput / peer throughput in the same group (peer {report.statistic} time / "
-        f"store {report.statistic} time), median over the sizes measured: above 1.00x the "
-        "tempbench store is the faster. Not gated.",
-        "",
-        "| store | peer | " + " | ".join(operations) + " | sizes |",
-        "| --- | --- | " + " | ".join("---:" for _ in operations) + " | --- |",
-    ]
-    for (store, peer), items in pairs.items():
-        badge = " `emulated`" if any(p.emulated for p in items) else ""
-        cells = []
-        for op in operations:
-            mine = [p.ratio for p in items if p.operation == op]
-            cells.append(f"{statistics.median(mine):.2f}x" if mine else "-")
-        sizes = ", ".join(dict.fromkeys(_size_label(p.size) for p in items))
-        lines.append(f"| {store}{badge} | {peer} | " + " | ".join(cells) + f" | {sizes} |")
-    lines += ["", "<details><summary>Store / peer ratio per group</summary>", "",
-              "| group | store | peer | ratio | measured |", "| --- | --- | --- | ---: | --- |"]
-    for p in report.peers:
-        lines.append(f"| {p.group} | {p.store} | {p.peer} | {p.ratio:.2f}x | {p.detail} |")
-    lines += ["", "</details>"]
-    return lines
-
-
-def _size_label(size: int | None) -> str:
-    if size is None:
-        return "?"
-    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale and size % scale == 0:
-            return f"{size // scale} {unit}"
-    return f"{size} B"
-
-
-def _gate_table(report: CiReport) -> list[str]:
-    lines = ["## Correctness gates", "", "| check | backend | verdict | evidence | rows |",
-             "| --- | --- | --- | --- | --- |"]
-    order = {FAIL: 0, NOT_GATED: 1, PASS: 2}
-    for g in sorted(report.gates, key=lambda g: order.get(g.verdict, 3)):
-        verdict = f"**{g.verdict}**" if g.verdict == FAIL else g.verdict
-        evidence = g.evidence.replace("|", "\\|").replace("\n", " ")
-        rows = ", ".join(f"r{i}" for i in g.rows[:8]) + (" ..." if len(g.rows) > 8 else "")
-        lines.append(f"| {g.check} | {g.backend} | {verdict} | {evidence} | {rows} |")
-    return lines
-
-
-def _ratio_definition(report: CiReport) -> str:
-    if report.kind == "run":
-        return ("Overhead = the null store's ok ops/s / this backend's ok ops/s in the load "
-                "scenario of the same run (1 / `harness_ceiling_ratio`): 1.00x = the harness "
-                "ceiling, 2.00x = half its rate.")
-    return (f"Median over groups of (strategy {report.statistic} time / reference "
-            f"{report.statistic} time), both measured in the same run: 1.00x = as fast as the "
-            "raw client, 2.00x = twice as slow.")
-
-
-def _baseline_cell(change: Change | None) -> str:
-    return f"{change.baseline:.2f}x" if change else "-"
-
-
-def _change_cell(change: Change | None) -> str:
-    if change is None:
-        return "-"
-    text = f"{change.change:+.0%}"
-    if change.regressed:
-        return f"**{text} regression**"
-    if change.beyond:
-        return f"{text} (not gated)"
-    return text
-
-
-def _conditions(conditions: Mapping[str, str]) -> str:
-    return "; " + ", ".join(f"{k} {v}" for k, v in conditions.items()) if conditions else ""
-
-
-def _minor_ratio_label(value: float, _: int) -> str:
-    """Label the 2x and 5x minor ticks of a log axis, so narrow ranges still read."""
-    if value <= 0:
-        return ""
-    mantissa = round(value / 10 ** math.floor(math.log10(value)), 6)
-    return f"{value:g}x" if mantissa in (2, 5) else ""
-
-
-def _short_group(group: str) -> str:
-    return group.split(": ", 1)[-1]
 
 
 def _row_refs(rows: list[Any]) -> str:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backends import HARNESS_STORES, parse_spec, store_class
+from reports.ci_render import write_report
 from reports.ci_report import (
     DEFAULT_MAX_REGRESSION,
     GATE_LEVELS,
@@ -23,7 +24,6 @@ from reports.ci_report import (
     CiReportError,
     build_report,
     parse_threshold,
-    write_report,
 )
 
 console = Console()
