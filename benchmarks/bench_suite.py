@@ -107,6 +107,8 @@ class Side:
     journey: Callable[[str, Payload], dict]
     verifies_content: bool = True
     """False for the null store, which answers reads with zeros."""
+    peer_of: tuple[str, ...] = ()
+    """For a peer side: the strategies (by prefix) it is compared with; empty: all of its group."""
     close: Callable[[], None] = field(default=lambda: None)
 
 
@@ -119,6 +121,7 @@ def run_case(benchmark: Any, record_throughput: Callable[..., None], side: Side,
     benchmark.extra_info.update(
         strategy=side.strategy,
         role=side.role,
+        peer_of=list(side.peer_of),
         operation=operation,
         size=size,
         size_label=size_label,

@@ -321,6 +321,9 @@ class _Bench:
     """The chosen statistic of its rounds (median or min)."""
     service: str
     emulated: bool
+    peer_of: tuple[str, ...] = ()
+    """For a peer: the strategies (by prefix) it is compared with; empty: every store of its
+    group (a raw cipher is a peer of the encrypted stores, not of plain disk)."""
 
 
 def _load_benchmarks(path: Path, data: dict[str, Any], statistic: str) -> _Loaded:
@@ -348,6 +351,7 @@ def _load_benchmarks(path: Path, data: dict[str, Any], statistic: str) -> _Loade
             seconds=float(seconds),
             service=str(info.get("service", "")),
             emulated=bool(info.get("emulated", False)),
+            peer_of=tuple(str(p) for p in info.get("peer_of") or ()),
         ))
     if unlabelled:
         notes.append(
@@ -414,6 +418,7 @@ def _peer_ratios(group: str, stores: list[_Bench], libraries: list[_Bench],
             emulated=store.emulated or peer.emulated,
         )
         for store in stores for peer in libraries
+        if not peer.peer_of or store.strategy.startswith(peer.peer_of)
     ]
 
 

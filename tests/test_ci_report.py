@@ -353,6 +353,26 @@ def test_peer_sides_are_printed_as_speed_ratios_and_never_rated(tmp_path: Path) 
     assert ratios[("encrypted-disk:aesgcm-stream", "raw write + AES-256-GCM")] == pytest.approx(0.8)
 
 
+def test_a_peer_named_for_some_strategies_is_compared_with_those_only(tmp_path: Path) -> None:
+    group = "filesystem: put 1 MiB"
+    common = dict(operation="put", size=1024 * 1024, size_label="1 MiB", medium="filesystem",
+                  reference="raw filesystem", service="local filesystem (ext4)", emulated=False)
+    cipher = _entry(group, "raw write + AES-256-GCM", "peer", median_s=0.0012, **common)
+    cipher["extra_info"]["peer_of"] = ["encrypted-disk"]
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"benchmarks": [
+        _entry(group, "raw filesystem", "reference", median_s=0.001, **common), cipher,
+        _entry(group, "disk", "store", median_s=0.0011, **common),
+        _entry(group, "encrypted-disk:aesgcm-stream", "store", median_s=0.0015, **common),
+    ]}), encoding="utf-8")
+
+    code, _output, report = ci_report(path, "--out", tmp_path / "out")
+
+    assert code == 0
+    assert [(p["store"], p["peer"]) for p in report["peers"]] == [
+        ("encrypted-disk:aesgcm-stream", "raw write + AES-256-GCM")]
+
+
 # ------------------------------------------------------------------ store / peer ratios
 
 
