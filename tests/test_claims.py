@@ -252,3 +252,14 @@ def _doctor(record: dict[str, Any], check: Any, to_bad: bool) -> dict[str, Any]:
 
 
 
+
+
+def test_a_write_the_sweep_collided_with_makes_the_cleanup_race_claim_supported(tmp_path: Path) -> None:
+    from tests.report_rows import row
+
+    records = claim_records()
+    assert judge(tmp_path / "clean", records)["d3-cleanup-race"].status == "refuted"
+    # what the concurrency scenario writes when a put raced the sweep (backends' Conflict)
+    records.append(row("disk", "concurrency", "cleanup_race", "conflict", "writes", 1, "writes"))
+
+    assert judge(tmp_path / "raced", records)["d3-cleanup-race"].status == "supported"
