@@ -176,6 +176,7 @@ class Report:
             "cells": self._cells(),
             "appendix": self._appendix(),
             "services": self._services(),
+            "exposures": self._exposures(),
             "conditions": _flatten(self.run.info),
             "ignored_runs": (
                 t("ignored_runs", source=self.run.source.name if self.run.source else "results.csv",
@@ -334,6 +335,16 @@ class Report:
             seen[key] = seen.get(key, 0) + 1
         return [{"backend": b, "service": s, "emulated": e, "rows": n}
                 for (b, s, e), n in seen.items()]
+
+    def _exposures(self) -> list[dict[str, str]]:
+        """What the run's services let any local process do (run.json ``services.*.exposure``:
+        an open Redis the user supplied, moto's missing authentication)."""
+        services = self.run.info.get("services") or {}
+        return [
+            {"role": role, "name": str(info.get("name", role)), "url": str(info.get("url", "")),
+             "exposure": str(info["exposure"])}
+            for role, info in services.items() if isinstance(info, dict) and info.get("exposure")
+        ]
 
     def _method(self) -> dict[str, Any]:
         rules, t = self.matrix.rules, self.t

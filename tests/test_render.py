@@ -81,6 +81,24 @@ def test_spanish_report_uses_the_catalogue(tmp_path: Path) -> None:
     assert "sesiones/mes" in paths.matrix_md.read_text(encoding="utf-8")
 
 
+def test_report_names_what_an_unauthenticated_service_of_the_run_exposes(tmp_path: Path) -> None:
+    import json
+
+    run_dir = make_run(tmp_path / "run")
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    exposure = "redis at 127.0.0.1:6379 accepts unauthenticated clients: any local process can read every file"
+    info["services"] = {"redis": {"name": "redis-server 7.0.15", "url": "redis://127.0.0.1:6379/0",
+                                  "unauthenticated_clients": "accepted", "exposure": exposure},
+                        "broker": {"name": "redis-server 7.0.15", "url": "redis://:***@127.0.0.1:1/0"}}
+    (run_dir / "run.json").write_text(json.dumps(info), encoding="utf-8")
+
+    html = render_run(run_dir, out_dir=tmp_path / "out").report_html.read_text(encoding="utf-8")
+
+    section = html.split('<ul class="exposures">', 1)[1].split("</ul>", 1)[0]
+    assert "What any local process can reach" in html and exposure in section
+    assert "broker" not in section  # a service behind a password exposes nothing here
+
+
 def test_report_command_rerenders_from_saved_rows_after_an_edit(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "run")
     out = tmp_path / "out"
