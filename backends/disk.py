@@ -43,7 +43,7 @@ from backends.base import (
     Usage,
     ttl_clock,
 )
-from backends.quota_claims import ClaimFiles
+from backends.quota_claims import ClaimFiles, live_files
 
 log = logging.getLogger(__name__)
 
@@ -197,15 +197,9 @@ class _DiskQuota(QuotaMedium):
             nbytes += claimed.bytes
             if claimed.session == key.session_id:
                 kinds.add(claimed.file)
-        for entry in os.scandir(self._root):
-            if entry.name.startswith("."):
-                continue
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISREG(info.st_mode) or info.st_mtime <= now:
-                continue
+        with os.scandir(self._root) as entries:
+            listed = list(entries)
+        for entry, info in live_files(listed, now, skip_prefix="."):
             session, _, kind = entry.name.partition(SEPARATOR)
             if entry.name == own:
                 has_file = True

@@ -84,7 +84,7 @@ from backends.base import (
     Usage,
     ttl_clock,
 )
-from backends.quota_claims import ClaimFiles
+from backends.quota_claims import ClaimFiles, live_files
 
 log = logging.getLogger(__name__)
 
@@ -437,15 +437,7 @@ class _EncryptedQuota(QuotaMedium):
                 names.add(claimed.file)
         for directory in _subdirs(self._root) if with_bytes else [d for d in own_dirs if d.is_dir()]:
             mine = directory in own_dirs
-            for entry in _entries(directory):
-                if entry.name.startswith(TEMP_PREFIX):
-                    continue
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if not stat.S_ISREG(info.st_mode) or info.st_mtime <= now:
-                    continue
+            for entry, info in live_files(_entries(directory), now, skip_prefix=TEMP_PREFIX):
                 if mine and directory / entry.name in own:
                     has_file = True
                 else:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+import stat
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,3 +116,19 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # someone else's process: alive
     return True
+
+
+def live_files(entries: Iterable[os.DirEntry], now: float,
+               skip_prefix: str) -> Iterator[tuple[os.DirEntry, os.stat_result]]:
+    """The regular files among ``entries`` whose expiry (their mtime) is still ahead: what a
+    quota counts. Names starting with ``skip_prefix`` (temp files, claims) and files removed
+    since they were listed are left out."""
+    for entry in entries:
+        if entry.name.startswith(skip_prefix):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_mtime > now:
+            yield entry, info
