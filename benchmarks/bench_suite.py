@@ -307,14 +307,20 @@ def redis_reference(service: Any, prefix: str) -> Side:
     )
 
 
-def bench_redis(prefix: str) -> tuple[Any, Any]:
-    """(the resolved Redis service, a redis store on it under ``prefix``), or skip (fail in CI)."""
+def bench_redis_service() -> Any:
+    """The resolved Redis service, or skip (fail in CI) when it does not answer."""
     try:
         service = resolve_redis()
     except ServiceError as exc:
         unavailable(f"redis: {exc}")
     if not service.emulated and not service.detail.get("reachable"):
         unavailable(f"redis: {service.name}: {service.detail.get('error')}")
+    return service
+
+
+def bench_redis(prefix: str) -> tuple[Any, Any]:
+    """(the resolved Redis service, a redis store on it under ``prefix``), or skip (fail in CI)."""
+    service = bench_redis_service()
     try:
         store = RedisStore(url=None if service.emulated else service.url, prefix=f"{prefix}:temp_file")
     except BackendUnavailable as exc:

@@ -32,12 +32,13 @@ from dataclasses import dataclass
 
 import pytest
 import redis
+from bench_suite import bench_redis_service
 from redis.utils import HIREDIS_AVAILABLE
 
 from backends.base import BackendUnavailable, MiB
 from backends.redis_client import parser_name
 from backends.redis_store import RedisStore
-from tempbench.services import RedisService, ServiceError, resolve_redis
+from tempbench.services import RedisService
 from tests.conftest import unavailable
 
 TTL_S = 3600
@@ -68,12 +69,7 @@ class Server:
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     if request.param == "hiredis" and not HIREDIS_AVAILABLE:
         unavailable("hiredis is not installed (pip install 'tempbench[fast]')")
-    try:
-        service = resolve_redis()
-    except ServiceError as exc:
-        unavailable(f"redis: {exc}")
-    if not service.emulated and not service.detail.get("reachable"):
-        unavailable(f"redis: {service.name}: {service.detail.get('error')}")
+    service = bench_redis_service()
     if service.emulated and request.param != "hiredis":
         unavailable("fakeredis parses no replies: one run is enough")
     prefix = f"bench-{uuid.uuid4().hex[:12]}:temp_file"
